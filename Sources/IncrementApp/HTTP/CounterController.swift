@@ -1,0 +1,45 @@
+import Foundation
+import Hummingbird
+import IncrementCore
+import IncrementStore
+
+/// `GET /counters/{key}`: the committed value from PostgreSQL.
+struct CounterController<Context: RequestContext>: Sendable {
+    let store: CounterStore
+
+    static var pathPrefix: String { "/counters/" }
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        // `**` so that keys holding `/` (sent raw or as %2F) reach the handler whole.
+        routes.get("counters/**", use: self.counter)
+        return routes
+    }
+
+    struct Counter: Encodable {
+        let key: String
+        let value: Int64
+    }
+
+    @Sendable func counter(_ request: Request, context: Context) async throws -> Response {
+        let key = try Self.key(fromPath: request.uri.path)
+        guard let value = try await self.store.value(forKey: key) else {
+            throw APIError(status: .notFound, code: "not_found", message: "no counter named \"\(key)\"")
+        }
+        return Response.json(Counter(key: key, value: value))
+    }
+
+    /// The percent-decoded key after `/counters/`, checked against the key rules.
+    static func key(fromPath path: String) throws -> String {
+        let encoded = path.dropFirst(Self.pathPrefix.count)
+        guard let key = encoded.removingPercentEncoding else {
+            throw APIError(status: .badRequest, code: "invalid_key", message: "key is not valid percent-encoded UTF-8")
+        }
+        do throws(IncrementInputError) {
+            try Increment.validate(key: key)
+        } catch {
+            throw APIError(error)
+        }
+        return key
+    }
+}

@@ -1,0 +1,158 @@
+import Hummingbird
+import CoreMetrics
+import IncrementCore
+import NIOCore
+
+/// `POST /increment` and `POST /increments`: validate, buffer, answer.
+struct IncrementController<Context: RequestContext>: Sendable {
+    let buffer: IncrementBuffer
+    let flusher: Flusher
+    let metrics: NodeMetrics
+    let maximumBodyBytes: Int
+    let maximumBatchItems: Int
+    let earlyFlushKeys: Int
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.post("increment", use: self.increment)
+        routes.post("increments", use: self.incrementMany)
+        return routes
+    }
+
+    /// How long the caller waits.
+    enum WaitMode {
+        /// `202` once buffered.
+        case buffered
+        /// `200` with the committed total once the flush carrying the increment commits.
+        case commit
+    }
+
+    @Sendable func increment(_ request: Request, context: Context) async throws -> Response {
+        let waitMode = try Self.waitMode(of: request)
+        let body = try await self.collectBody(of: request)
+        let increment = try Self.decode(body) { (bytes) throws(IncrementInputError) in
+            try IncrementBodyDecoder.decodeIncrement(from: bytes)
+        }
+        switch waitMode {
+        case .buffered:
+            do throws(AdmissionError) {
+                try self.buffer.add(increment)
+            } catch {
+                throw self.refusal(error)
+            }
+            self.admitted(count: 1)
+            return Response(status: .accepted)
+        case .commit:
+            return try await self.incrementAndWait(increment)
+        }
+    }
+
+    @Sendable func incrementMany(_ request: Request, context: Context) async throws -> Response {
+        if request.uri.queryParameters["wait"] != nil {
+            throw APIError(
+                status: .badRequest,
+                code: "invalid_parameter",
+                message: "wait=commit is offered on POST /increment only"
+            )
+        }
+        let body = try await self.collectBody(of: request)
+        let limit = self.maximumBatchItems
+        let increments = try Self.decode(body) { (bytes) throws(IncrementInputError) in
+            try IncrementBodyDecoder.decodeBatch(from: bytes, maximumItems: limit)
+        }
+        do throws(AdmissionError) {
+            try self.buffer.add(increments)
+        } catch {
+            throw self.refusal(error)
+        }
+        self.admitted(count: increments.count)
+        return Response.json(Accepted(accepted: increments.count), status: .accepted)
+    }
+
+    struct Accepted: Encodable {
+        let accepted: Int
+    }
+
+    struct CommittedCounter: Encodable {
+        let key: String
+        let value: Int64
+    }
+
+    // MARK: Helpers
+
+    private func incrementAndWait(_ increment: Increment) async throws -> Response {
+        let admission: Result<CommitOutcome, AdmissionError> = await withCheckedContinuation { continuation in
+            let waiter = CommitWaiter(key: increment.key) { outcome in
+                continuation.resume(returning: .success(outcome))
+            }
+            do throws(AdmissionError) {
+                try self.buffer.add(increment, waiter: waiter)
+                self.flusher.wake(.commitWaiter)
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        switch admission {
+        case .failure(let error):
+            throw self.refusal(error)
+        case .success(.committed(let total)):
+            self.metrics.acceptedIncrements.increment()
+            return Response.json(CommittedCounter(key: increment.key, value: total))
+        case .success(.quarantined(let reason)):
+            self.metrics.acceptedIncrements.increment()
+            throw APIError(
+                status: .unprocessableContent,
+                code: "value_out_of_range",
+                message: "the increment was quarantined, not applied: \(reason)"
+            )
+        case .success(.abandoned(let reason)):
+            throw APIError(status: .serviceUnavailable, code: "not_committed", message: reason)
+        }
+    }
+
+    private func admitted(count: Int) {
+        self.metrics.acceptedIncrements.increment(by: count)
+        if self.buffer.pendingKeys >= self.earlyFlushKeys {
+            self.flusher.wake(.pendingThreshold)
+        }
+    }
+
+    private func refusal(_ error: AdmissionError) -> APIError {
+        if case .overloaded = error { self.metrics.rejectedOverloaded.increment() }
+        return APIError(error)
+    }
+
+    private func collectBody(of request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: self.maximumBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge(limit: self.maximumBodyBytes)
+        }
+    }
+
+    private static func waitMode(of request: Request) throws -> WaitMode {
+        switch request.uri.queryParameters["wait"] {
+        case nil: return .buffered
+        case "commit": return .commit
+        case let other?:
+            throw APIError(
+                status: .badRequest,
+                code: "invalid_parameter",
+                message: "wait must be \"commit\", got \"\(other)\""
+            )
+        }
+    }
+
+    private static func decode<Value>(
+        _ body: ByteBuffer,
+        _ decode: (UnsafeRawBufferPointer) throws(IncrementInputError) -> Value
+    ) throws(APIError) -> Value {
+        let result = body.withUnsafeReadableBytes { bytes in
+            Result { () throws(IncrementInputError) in try decode(bytes) }
+        }
+        switch result {
+        case .success(let value): return value
+        case .failure(let error): throw APIError(error)
+        }
+    }
+}

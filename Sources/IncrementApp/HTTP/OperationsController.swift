@@ -1,0 +1,63 @@
+import Hummingbird
+import IncrementCore
+import Prometheus
+
+/// Health, readiness, metrics and the API description.
+struct OperationsController<Context: RequestContext>: Sendable {
+    let buffer: IncrementBuffer
+    let health: NodeHealth
+    let metrics: NodeMetrics
+    let registry: PrometheusCollectorRegistry
+    let maximumStaleness: Duration
+    let documents: APIDocuments
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("healthz", use: self.healthz)
+        routes.get("readyz", use: self.readyz)
+        routes.get("metrics", use: self.scrape)
+        routes.get("openapi.yaml") { _, _ in
+            Self.document(self.documents.openAPI, contentType: "application/yaml")
+        }
+        routes.get("docs") { _, _ in
+            Self.document(self.documents.docsPage, contentType: "text/html; charset=utf-8")
+        }
+        return routes
+    }
+
+    struct Status: Encodable {
+        let status: String
+    }
+
+    @Sendable func healthz(_ request: Request, context: Context) -> Response {
+        Response.json(Status(status: "ok"))
+    }
+
+    @Sendable func readyz(_ request: Request, context: Context) throws -> Response {
+        let reasons = self.health.unreadyReasons(buffer: self.buffer, maximumStaleness: self.maximumStaleness)
+        guard reasons.isEmpty else {
+            throw APIError(status: .serviceUnavailable, code: "not_ready", message: reasons.joined(separator: "; "))
+        }
+        return Response.json(Status(status: "ready"))
+    }
+
+    @Sendable func scrape(_ request: Request, context: Context) -> Response {
+        self.metrics.observe(self.buffer)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 * 1024)
+        self.registry.emit(into: &bytes)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    private static func document(_ text: String, contentType: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+}

@@ -1,0 +1,58 @@
+import CoreMetrics
+import IncrementCore
+import Metrics
+
+/// The node's own metrics, named Prometheus-style.
+///
+/// They are made from an explicit factory rather than the global `MetricsSystem`, so that
+/// every application instance (several run side by side in the tests) reports on its own.
+public struct NodeMetrics: Sendable {
+    let acceptedIncrements: Counter
+    let rejectedOverloaded: Counter
+    let pendingKeys: Gauge
+    let oldestPendingAge: Gauge
+    let flushes: Counter
+    let flushDuration: Metrics.Timer
+    let batchKeys: Recorder
+    let flushFailures: Counter
+    let flushRetries: Counter
+    let alreadyAppliedBatches: Counter
+    let quarantinedIncrements: Counter
+    let lockWait: Metrics.Timer
+    let prunedLedgerRows: Counter
+
+    /// The bucket boundaries for the batch size histogram, in keys.
+    public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
+
+    /// Creates the metrics in `factory`.
+    public init(factory: any MetricsFactory) {
+        self.acceptedIncrements = Counter(label: "increment_accepted_total", factory: factory)
+        self.rejectedOverloaded = Counter(label: "increment_rejected_overloaded_total", factory: factory)
+        self.pendingKeys = Gauge(label: "increment_pending_keys", factory: factory)
+        self.oldestPendingAge = Gauge(label: "increment_oldest_pending_age_seconds", factory: factory)
+        self.flushes = Counter(label: "increment_flushes_total", factory: factory)
+        self.flushDuration = Metrics.Timer(label: "increment_flush_duration_seconds", factory: factory)
+        self.batchKeys = Recorder(label: "increment_flush_batch_keys", factory: factory)
+        self.flushFailures = Counter(label: "increment_flush_failures_total", factory: factory)
+        self.flushRetries = Counter(label: "increment_flush_retries_total", factory: factory)
+        self.alreadyAppliedBatches = Counter(label: "increment_flush_already_applied_total", factory: factory)
+        self.quarantinedIncrements = Counter(label: "increment_quarantined_total", factory: factory)
+        self.lockWait = Metrics.Timer(label: "increment_advisory_lock_wait_seconds", factory: factory)
+        self.prunedLedgerRows = Counter(label: "increment_ledger_pruned_rows_total", factory: factory)
+    }
+
+    /// Brings the buffer gauges up to date (called before each scrape and after each flush).
+    func observe(_ buffer: IncrementBuffer) {
+        self.pendingKeys.record(buffer.pendingKeys)
+        let age = buffer.oldestPendingSince.map { ContinuousClock.now - $0 } ?? .zero
+        self.oldestPendingAge.record(age.seconds)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    var seconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,185 @@
+import Synchronization
+
+/// The node's in-memory buffer: increments summed per key in a fixed number of shards.
+///
+/// Each shard is a dictionary behind its own lock, chosen by a stable hash of the key, so
+/// concurrent requests for different keys rarely contend. A lock is held for a dictionary
+/// update only. A flush *swaps* every shard's dictionary for an empty one, so an increment
+/// arriving during a flush lands in the next one and is never lost.
+public final class IncrementBuffer: Sendable {
+    /// One shard. A class, since `Mutex` is non-copyable and cannot live in an array directly.
+    final class Shard: Sendable {
+        struct State {
+            var deltas: [String: Int64] = [:]
+            var waiters: [CommitWaiter] = []
+            var oldestPendingSince: ContinuousClock.Instant?
+        }
+
+        let state = Mutex(State())
+    }
+
+    private let shards: [Shard]
+    private let pendingKeyCount = Atomic<Int>(0)
+
+    /// The most keys the buffer holds before refusing new keys with ``AdmissionError/overloaded``.
+    public let maximumPendingKeys: Int
+
+    /// Creates an empty buffer.
+    ///
+    /// - Parameters:
+    ///   - shardCount: the number of independently locked shards (at least 1).
+    ///   - maximumPendingKeys: the cap on distinct pending keys; past it new keys are refused.
+    public init(shardCount: Int, maximumPendingKeys: Int) {
+        precondition(shardCount > 0, "a buffer needs at least one shard")
+        precondition(maximumPendingKeys > 0, "the pending key cap must be positive")
+        self.shards = (0..<shardCount).map { _ in Shard() }
+        self.maximumPendingKeys = maximumPendingKeys
+    }
+
+    /// The number of shards.
+    public var shardCount: Int { self.shards.count }
+
+    /// The number of distinct keys waiting for a flush.
+    public var pendingKeys: Int { self.pendingKeyCount.load(ordering: .relaxed) }
+
+    /// True when the buffer is at its cap and refuses new keys.
+    public var isFull: Bool { self.pendingKeys >= self.maximumPendingKeys }
+
+    /// When the oldest increment still waiting for a flush arrived, or nil when nothing waits.
+    public var oldestPendingSince: ContinuousClock.Instant? {
+        var oldest: ContinuousClock.Instant?
+        for shard in self.shards {
+            if let since = shard.state.withLock({ $0.oldestPendingSince }) {
+                oldest = oldest.map { min($0, since) } ?? since
+            }
+        }
+        return oldest
+    }
+
+    /// Adds one increment; with a `waiter`, it is answered after the flush that carries the increment.
+    public func add(_ increment: Increment, waiter: CommitWaiter? = nil) throws(AdmissionError) {
+        let shard = self.shards[self.shardIndex(for: increment.key)]
+        try shard.state.withLock { (state) throws(AdmissionError) in
+            try self.apply(key: increment.key, delta: increment.delta, to: &state)
+            if let waiter { state.waiters.append(waiter) }
+        }
+    }
+
+    /// Adds many increments, all or nothing: if any is refused, none is applied.
+    ///
+    /// Every shard the increments touch is locked (in ascending order, so concurrent batches
+    /// cannot deadlock) while they are checked and applied, so a flush never sees half a batch.
+    public func add(_ increments: [Increment]) throws(AdmissionError) {
+        var merged: [String: Int64] = [:]
+        merged.reserveCapacity(increments.count)
+        for increment in increments {
+            if let index = merged.index(forKey: increment.key) {
+                let (sum, overflow) = merged.values[index].addingReportingOverflow(increment.delta)
+                if overflow { throw .pendingTotalOutOfRange(key: increment.key) }
+                merged.values[index] = sum
+            } else {
+                merged[increment.key] = increment.delta
+            }
+        }
+        var byShard: [Int: [(key: String, delta: Int64)]] = [:]
+        for (key, delta) in merged {
+            byShard[self.shardIndex(for: key), default: []].append((key, delta))
+        }
+        let order = byShard.keys.sorted()
+        var locked: [Shard.State] = []
+        locked.reserveCapacity(order.count)
+        try self.withShardsLocked(order[...], collecting: &locked) { (states) throws(AdmissionError) in
+            // Check everything before changing anything.
+            var newKeys = 0
+            for (position, shardIndex) in order.enumerated() {
+                for (key, delta) in byShard[shardIndex] ?? [] {
+                    if let current = states[position].deltas[key] {
+                        if current.addingReportingOverflow(delta).overflow { throw .pendingTotalOutOfRange(key: key) }
+                    } else {
+                        newKeys += 1
+                    }
+                }
+            }
+            if newKeys > 0 && self.pendingKeyCount.load(ordering: .relaxed) + newKeys > self.maximumPendingKeys {
+                throw .overloaded
+            }
+            for (position, shardIndex) in order.enumerated() {
+                for (key, delta) in byShard[shardIndex] ?? [] {
+                    // Cannot fail: checked above with every affected shard locked.
+                    try? self.apply(key: key, delta: delta, to: &states[position], enforcingCap: false)
+                }
+            }
+        }
+    }
+
+    /// Swaps every shard for an empty one and returns what they held.
+    public func drain() -> PendingIncrements {
+        var drained = PendingIncrements()
+        for shard in self.shards {
+            let taken = shard.state.withLock { state in
+                var empty = Shard.State()
+                swap(&state, &empty)
+                return empty
+            }
+            if taken.deltas.isEmpty && taken.waiters.isEmpty { continue }
+            self.pendingKeyCount.subtract(taken.deltas.count, ordering: .relaxed)
+            if drained.deltas.isEmpty {
+                drained.deltas = taken.deltas
+            } else {
+                // Shards hold disjoint keys, so this only concatenates.
+                drained.deltas.merge(taken.deltas, uniquingKeysWith: +)
+            }
+            drained.waiters.append(contentsOf: taken.waiters)
+        }
+        return drained
+    }
+
+    // MARK: Private
+
+    private func shardIndex(for key: String) -> Int {
+        Int(StableHash.fnv1a64(key) % UInt64(self.shards.count))
+    }
+
+    private func apply(
+        key: String,
+        delta: Int64,
+        to state: inout Shard.State,
+        enforcingCap: Bool = true
+    ) throws(AdmissionError) {
+        if let index = state.deltas.index(forKey: key) {
+            let (sum, overflow) = state.deltas.values[index].addingReportingOverflow(delta)
+            if overflow { throw .pendingTotalOutOfRange(key: key) }
+            state.deltas.values[index] = sum
+            return
+        }
+        if enforcingCap && self.pendingKeyCount.load(ordering: .relaxed) >= self.maximumPendingKeys {
+            throw .overloaded
+        }
+        if state.deltas.isEmpty && state.oldestPendingSince == nil {
+            state.oldestPendingSince = .now
+        }
+        state.deltas[key] = delta
+        self.pendingKeyCount.add(1, ordering: .relaxed)
+    }
+
+    /// Locks the shards at `indices` one after another, moves their states out for `body`, and
+    /// moves them back before unlocking.
+    private func withShardsLocked(
+        _ indices: ArraySlice<Int>,
+        collecting states: inout [Shard.State],
+        _ body: (inout [Shard.State]) throws(AdmissionError) -> Void
+    ) throws(AdmissionError) {
+        guard let first = indices.first else {
+            try body(&states)
+            return
+        }
+        try self.shards[first].state.withLock { (state) throws(AdmissionError) in
+            let position = states.count
+            var taken = Shard.State()
+            swap(&state, &taken)
+            states.append(taken)
+            defer { swap(&state, &states[position]) }
+            try self.withShardsLocked(indices.dropFirst(), collecting: &states, body)
+        }
+    }
+}

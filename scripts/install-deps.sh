@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project runs and tests with, where they are missing:
+# PostgreSQL (server and client), nginx, and the load tools ab and wrk.
+set -euo pipefail
+
+need=()
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+[[ -n "$(pg_bin_dir)" && -x "$(pg_bin_dir)/initdb" ]] || need+=(postgresql postgresql-contrib)
+command -v psql >/dev/null || need+=(postgresql-client)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+command -v ab >/dev/null || need+=(apache2-utils)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+
+if ((${#need[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
+echo "installing: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts a system cluster and nginx on install; this project runs its own on free ports.
+if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl stop nginx postgresql >/dev/null 2>&1 || true
+fi

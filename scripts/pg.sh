@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL in a directory of its own, on a free loopback port.
+#
+#   scripts/pg.sh start DIR [PORT]   initialise DIR (if new) and start; prints the DATABASE_URL
+#   scripts/pg.sh stop DIR           stop the server whose data is in DIR
+#   scripts/pg.sh url DIR            print the DATABASE_URL of the server in DIR
+#
+# As root, the server runs as the postgres user (initdb refuses root).
+# PG_DURABLE=0 turns fsync off, for tests.
+set -euo pipefail
+
+bin_dir() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [[ -z "$dir" ]]; then
+        echo "PostgreSQL server binaries not found; run scripts/install-deps.sh" >&2
+        exit 1
+    fi
+    echo "$dir"
+}
+
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    local port
+    for port in $(shuf -i 20000-40000 -n 50); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    echo "no free port found" >&2
+    exit 1
+}
+
+command=${1:-}
+dir=${2:-}
+[[ -n "$command" && -n "$dir" ]] || { sed -n '2,9p' "$0" >&2; exit 2; }
+
+case "$command" in
+start)
+    bin=$(bin_dir)
+    port=${3:-$(free_port)}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir"
+    if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+        as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if [[ "${PG_DURABLE:-1}" == 0 ]]; then
+        # Tests only: a crash of this throwaway server may lose its last commits.
+        options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" \
+        >/dev/null || { tail -n 30 "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+    ;;
+stop)
+    bin=$(bin_dir)
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+url)
+    echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres?sslmode=disable"
+    ;;
+*)
+    sed -n '2,9p' "$0" >&2
+    exit 2
+    ;;
+esac
