@@ -78,6 +78,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test support: throwaway databases on the PostgreSQL that scripts/test.sh starts.
+        .target(
+            name: "IncrementTesting",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IncrementCoreTests",
             dependencies: ["IncrementCore"],
@@ -88,6 +97,7 @@ let package = Package(
             dependencies: [
                 "IncrementCore",
                 "IncrementStore",
+                "IncrementTesting",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -99,6 +109,7 @@ let package = Package(
                 "IncrementApp",
                 "IncrementCore",
                 "IncrementStore",
+                "IncrementTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

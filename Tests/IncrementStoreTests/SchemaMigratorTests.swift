@@ -1,0 +1,56 @@
+import IncrementStore
+import IncrementTesting
+import PostgresNIO
+import Testing
+
+struct SchemaMigratorTests {
+    @Test func nodesStartingAtOnceApplyEachMigrationOnce() async throws {
+        let database = try await TestDatabase.create()
+        let migrations = try Migration.bundled()
+        let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    try await database.withClient { client in
+                        try await SchemaMigrator(client: client, logger: testLogger).migrate(migrations)
+                    }
+                }
+            }
+            var all: [Int] = []
+            for try await versions in group { all += versions }
+            return all
+        }
+        #expect(applied.sorted() == migrations.map(\.version))
+        let (recorded, reapplied) = try await database.withClient { client in
+            let recorded = try await scalar(client, "SELECT count(*)::bigint FROM schema_migrations")
+            // Running again is a no-op.
+            let reapplied = try await SchemaMigrator(client: client, logger: testLogger).migrate(migrations)
+            return (recorded, reapplied)
+        }
+        #expect(recorded == Int64(migrations.count))
+        #expect(reapplied.isEmpty)
+    }
+
+    @Test func refusesASchemaNewerThanTheBuild() async throws {
+        try await withMigratedStore { _, client, _ in
+            try await client.query("INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')", logger: testLogger)
+            let migrations = try Migration.bundled()
+            let newest = migrations.last?.version ?? 0
+            await #expect(throws: StoreError.schemaNewerThanBuild(database: 9999, build: newest)) {
+                try await SchemaMigrator(client: client, logger: testLogger).migrate(migrations)
+            }
+        }
+    }
+
+    @Test func splitsScriptsAroundQuotedSemicolons() {
+        let script = """
+            -- a comment; with a semicolon
+            CREATE TABLE t (a text DEFAULT ';');
+            CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END; $$;
+            /* block; comment */ SELECT 'it''s; fine', "odd;name" FROM t;
+            """
+        let statements = SQLScript.statements(in: script)
+        #expect(statements.count == 3)
+        #expect(statements[1].hasSuffix("$$ BEGIN PERFORM 1; END; $$"))
+        #expect(statements[2].hasSuffix(#"SELECT 'it''s; fine', "odd;name" FROM t"#))
+    }
+}

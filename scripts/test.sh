@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, starts a throwaway PostgreSQL, runs `swift test`,
+# and stops the server again whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+work=$(mktemp -d /tmp/increment-test.XXXXXX)
+cleanup() {
+    scripts/pg.sh stop "$work/pg" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+export TEST_DATABASE_URL
+TEST_DATABASE_URL=$(PG_DURABLE=0 scripts/pg.sh start "$work/pg")
+echo "test PostgreSQL: $TEST_DATABASE_URL"
+
+swift build --build-tests
+swift test --skip-build "$@"
