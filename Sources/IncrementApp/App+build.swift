@@ -90,7 +90,7 @@ struct NodeComponents: Sendable {
                 guard attempt < 30, Self.isTransient(error) else { throw error }
                 self.logger.warning(
                     "database not ready for migrations; retrying",
-                    metadata: ["attempt": "\(attempt)", "error": "\(String(reflecting: error))"]
+                    metadata: ["attempt": "\(attempt)", "error": "\(describe(error))"]
                 )
                 try await Task.sleep(for: .seconds(1))
             }

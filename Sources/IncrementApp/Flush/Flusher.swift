@@ -100,6 +100,11 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             // Let other waiting requests join this flush: one transaction serves them all.
             try? await Task.sleep(for: self.settings.groupCommitWindow)
         }
+        if state.retained != nil, ContinuousClock.now < state.nextRetry {
+            // Backing off after a failure: only the retry wake-up retries.
+            if case .tick = wake { await self.performUpkeep(state: &state) }
+            return
+        }
         let hadRetainedBatch = state.retained != nil
         var outcome = await self.flushOnce(state: &state)
         if outcome == .flushed && hadRetainedBatch {
@@ -108,6 +113,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         }
         if outcome == .failed {
             let delay = state.retryDelay(settings: self.settings)
+            state.nextRetry = .now + delay
             Task {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
                 self.wake(.retry)
@@ -194,7 +200,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 "flush failed; the batch is kept and retried",
                 metadata: [
                     "flush.batch": "\(batch.id)", "flush.keys": "\(batch.count)",
-                    "flush.attempts": "\(retained.attempts)", "error": "\(String(reflecting: error))",
+                    "flush.attempts": "\(retained.attempts)", "error": "\(describe(error))",
                 ]
             )
             return .failed
@@ -210,7 +216,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 let pruned = try await self.store.pruneLedger(olderThan: self.settings.ledgerRetention)
                 self.metrics.prunedLedgerRows.increment(by: pruned)
             } catch {
-                self.logger.warning("pruning the flush ledger failed", metadata: ["error": "\(String(reflecting: error))"])
+                self.logger.warning("pruning the flush ledger failed", metadata: ["error": "\(describe(error))"])
             }
         }
         if state.retained == nil && now - state.lastDatabaseContact >= .seconds(5) {
@@ -268,6 +274,8 @@ struct FlushState {
     var consecutiveFailures = 0
     var lastLedgerPrune = ContinuousClock.now
     var lastDatabaseContact = ContinuousClock.now
+    /// While a retained batch backs off, the earliest time to retry it.
+    var nextRetry = ContinuousClock.now
 
     /// Exponential back-off: the initial delay doubled per consecutive failure, capped.
     func retryDelay(settings: FlushSettings) -> Duration {

@@ -26,7 +26,7 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             return self.apiError(for: error.status, request: request).response()
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            context.logger.error("request failed", metadata: ["error": "\(describe(error))"])
             return APIError(status: .internalServerError, code: "internal", message: "internal error").response()
         }
     }

@@ -1,0 +1,26 @@
+# Builds increment-node in the Swift 6.3 image and runs it in a slim image as a non-root user.
+FROM swift:6.3-noble AS build
+WORKDIR /build
+# Resolve dependencies in their own layer, so source edits do not fetch them again.
+COPY Package.swift ./
+RUN swift package resolve
+COPY Sources ./Sources
+RUN swift build -c release --product increment-node --static-swift-stdlib \
+    && mkdir -p /staging \
+    && cp .build/release/increment-node /staging/ \
+    # The SQL migrations, the OpenAPI description and the docs page are bundled resources.
+    && cp -R .build/release/*.resources /staging/
+
+FROM ubuntu:24.04
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin increment
+COPY --from=build /staging /app
+USER 10001
+ENV HOST=0.0.0.0 PORT=8080
+EXPOSE 8080
+HEALTHCHECK --interval=5s --timeout=2s CMD curl -fs http://127.0.0.1:8080/healthz || exit 1
+# SIGTERM drains and flushes; give it time (docker stop -t, stop_grace_period in compose).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/app/increment-node"]

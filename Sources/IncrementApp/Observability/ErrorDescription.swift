@@ -1,0 +1,18 @@
+import PostgresNIO
+
+/// A one-line description of `error` for logs: PostgreSQL's message and SQLSTATE rather than
+/// the whole query and its binds.
+func describe(_ error: any Error) -> String {
+    if let error = error as? PostgresTransactionError {
+        let cause = error.closureError ?? error.commitError ?? error.beginError ?? error.rollbackError
+        return cause.map(describe) ?? "transaction failed"
+    }
+    if let error = error as? PSQLError {
+        if let message = error.serverInfo?[.message] {
+            let state = error.serverInfo?[.sqlState] ?? "?"
+            return "\(message) (SQLSTATE \(state))"
+        }
+        return "\(error.code)"
+    }
+    return String(describing: error)
+}

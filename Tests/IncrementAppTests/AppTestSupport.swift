@@ -1,0 +1,70 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+@testable import IncrementApp
+import IncrementTesting
+import Logging
+import PostgresNIO
+import Prometheus
+
+let appTestLogger: Logger = {
+    var logger = Logger(label: "app-tests")
+    logger.logLevel = .warning
+    return logger
+}()
+
+/// Node settings against a fresh database. The long default interval means nothing flushes
+/// unless a test asks for it (`wait=commit`) or the node shuts down.
+func testSettings(
+    _ database: TestDatabase,
+    flushInterval: Duration = .seconds(60),
+    configure: (inout NodeSettings) -> Void = { _ in }
+) throws -> NodeSettings {
+    var settings = NodeSettings(
+        database: try DatabaseSettings(url: database.url, environment: [:], poolSize: 4),
+        flush: FlushSettings(interval: flushInterval, shutdownTimeout: .seconds(10))
+    )
+    settings.logLevel = .warning
+    configure(&settings)
+    return settings
+}
+
+extension TestClientProtocol {
+    /// Sends `body` (JSON text) with curl's default content type, as users do.
+    @discardableResult
+    func post(_ uri: String, _ body: String) async throws -> TestResponse {
+        try await self.execute(
+            uri: uri,
+            method: .post,
+            headers: [.contentType: "application/x-www-form-urlencoded"],
+            body: ByteBuffer(string: body)
+        )
+    }
+
+    func get(_ uri: String) async throws -> TestResponse {
+        try await self.execute(uri: uri, method: .get)
+    }
+}
+
+extension TestResponse {
+    /// The body as text.
+    var text: String { String(buffer: self.body) }
+
+    /// The `error` code of a JSON error body.
+    var errorCode: String? {
+        (try? JSONSerialization.jsonObject(with: Data(self.text.utf8)) as? [String: Any])?["error"] as? String
+    }
+}
+
+/// Every counter in the database.
+func counters(in database: TestDatabase) async throws -> [String: Int64] {
+    try await database.withClient { client in
+        var counters: [String: Int64] = [:]
+        for try await (key, value) in try await client.query("SELECT key, value FROM counters", logger: appTestLogger)
+            .decode((String, Int64).self)
+        {
+            counters[key] = value
+        }
+        return counters
+    }
+}

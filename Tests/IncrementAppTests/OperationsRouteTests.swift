@@ -1,0 +1,111 @@
+import CoreMetrics
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+@testable import IncrementApp
+import IncrementTesting
+import Prometheus
+import Testing
+
+struct OperationsRouteTests {
+    @Test func healthReadinessAndMetrics() async throws {
+        let database = try await TestDatabase.create()
+        let registry = PrometheusCollectorRegistry()
+        let app = try await buildApplication(
+            settings: try testSettings(database),
+            logger: appTestLogger,
+            registry: registry
+        )
+        // Route-level request metrics come from the library middleware through the task's factory.
+        try await withMetricsFactory(PrometheusMetricsFactory(registry: registry)) {
+            try await app.test(.router) { client in
+                #expect(try await client.get("/healthz").text == #"{"status":"ok"}"#)
+                let ready = try await client.get("/readyz")
+                #expect(ready.status == .ok)
+                #expect(ready.text == #"{"status":"ready"}"#)
+
+                try await client.post("/increment", #"{"key":"a","value":1}"#)
+                try await client.post("/increment?wait=commit", #"{"key":"b","value":1}"#)
+                try await client.post("/increment", #"{"key":1}"#)
+                let metrics = try await client.get("/metrics")
+                #expect(metrics.status == .ok)
+                #expect(metrics.headers[.contentType]?.hasPrefix("text/plain") == true)
+                for name in [
+                    "increment_accepted_total 2", "increment_pending_keys 0", "increment_flushes_total 1",
+                    "increment_flush_duration_seconds_bucket", "increment_flush_batch_keys_count 1",
+                    "increment_oldest_pending_age_seconds", "increment_advisory_lock_wait_seconds_count 1",
+                    "increment_flush_failures_total", "increment_flush_retries_total", "increment_quarantined_total",
+                    #"http_route="/increment",http_request_method="POST",http_response_status_code="202""#,
+                    #"http_response_status_code="400""#,
+                ] {
+                    #expect(metrics.text.contains(name), "metrics lack \(name)")
+                }
+            }
+        }
+    }
+
+    @Test func keepAliveIsAnsweredForHTTP10Clients() async throws {
+        let database = try await TestDatabase.create()
+        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
+        try await app.test(.router) { client in
+            let response = try await client.execute(
+                uri: "/increment",
+                method: .post,
+                headers: [.connection: "Keep-Alive"],
+                body: ByteBuffer(string: #"{"key":"a","value":1}"#)
+            )
+            #expect(response.headers[.connection] == "keep-alive")
+        }
+    }
+
+    @Test func theServerServesTheOpenAPIDescriptionItImplements() async throws {
+        let database = try await TestDatabase.create()
+        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
+        try await app.test(.router) { client in
+            let spec = try await client.get("/openapi.yaml")
+            #expect(spec.status == .ok)
+            let documented = Self.documentedOperations(spec.text)
+            #expect(
+                documented == [
+                    "POST /increment", "POST /increments", "GET /counters/{key}", "GET /healthz", "GET /readyz",
+                    "GET /metrics", "GET /openapi.yaml", "GET /docs",
+                ]
+            )
+            // Each documented operation is routed: none answers 404 or 405.
+            for operation in documented {
+                let parts = operation.split(separator: " ")
+                let path = String(parts[1]).replacingOccurrences(of: "{key}", with: "some-key")
+                let response = try await client.execute(
+                    uri: path,
+                    method: HTTPRequest.Method(rawValue: String(parts[0])) ?? .get,
+                    body: ByteBuffer(string: #"{"key":"a","value":1}"#)
+                )
+                let unrouted = response.status == .methodNotAllowed || (response.status == .notFound && response.errorCode == "not_found" && !path.hasPrefix("/counters/"))
+                #expect(!unrouted, "\(operation) is documented but not routed")
+            }
+            let docs = try await client.get("/docs")
+            #expect(docs.status == .ok)
+            #expect(docs.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(docs.text.contains("/openapi.yaml"))
+        }
+    }
+
+    /// "METHOD /path" for each operation under `paths:`, in document order.
+    static func documentedOperations(_ yaml: String) -> [String] {
+        var operations: [String] = []
+        var inPaths = false
+        var currentPath: String?
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            if !line.hasPrefix(" ") && !line.isEmpty { break }
+            if line.hasPrefix("  /") && line.hasSuffix(":") {
+                currentPath = String(line.dropFirst(2).dropLast())
+            } else if let path = currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                operations.append("\(method) \(path)")
+            }
+        }
+        return operations
+    }
+}

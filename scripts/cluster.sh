@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Runs the increment cluster on this machine: a throwaway PostgreSQL, N nodes and nginx on
+# 127.0.0.1:3333. Ctrl-C (or `scripts/cluster.sh stop` from another shell) drains every node,
+# which flushes what it holds, then stops nginx and PostgreSQL.
+#
+#   scripts/cluster.sh [--nodes N] [--port P] [--rate-limit R] [--detach] [--debug]
+#   scripts/cluster.sh stop
+#
+#   --nodes N       nodes to run (default 3), on ports 8081, 8082, ...
+#   --port P        nginx's public port (default 3333)
+#   --rate-limit R  nginx limit_req per client address, requests per second (default: off)
+#   --detach        start everything and return; stop later with `scripts/cluster.sh stop`
+#   --debug         use a debug build (faster to build, slower to run)
+#
+# DATABASE_URL set: use that PostgreSQL instead of starting one.
+# Any other environment (FLUSH_INTERVAL_MS, LOG_LEVEL, ...) passes through to the nodes;
+# see `.build/release/increment-node --help`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+run="${RUN_DIR:-$root/.run}"
+
+nodes=3
+public_port=3333
+node_base_port=${NODE_BASE_PORT:-8081}
+rate_limit=""
+detach=0
+configuration=release
+
+log() { echo "cluster: $*" >&2; }
+
+nginx_binary() { command -v nginx || echo /usr/sbin/nginx; }
+
+stop_cluster() {
+    local pids=() pid
+    if [[ -f "$run/nodes.pids" ]]; then
+        read -r -a pids <"$run/nodes.pids" || true
+        if ((${#pids[@]} > 0)); then
+            log "draining ${#pids[@]} node(s) (final flush)..."
+            kill -TERM "${pids[@]}" 2>/dev/null || true
+            for pid in "${pids[@]}"; do
+                while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+            done
+        fi
+        rm -f "$run/nodes.pids"
+    fi
+    if [[ -f "$run/nginx.pid" ]]; then
+        "$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -s quit 2>/dev/null || true
+        for _ in $(seq 50); do [[ -f "$run/nginx.pid" ]] || break; sleep 0.1; done
+    fi
+    if [[ -d "$run/pg" ]]; then
+        "$root/scripts/pg.sh" stop "$run/pg"
+    fi
+    log "stopped"
+}
+
+if [[ "${1:-}" == stop ]]; then
+    stop_cluster
+    exit 0
+fi
+
+while (($#)); do
+    case "$1" in
+    --nodes) nodes=$2; shift 2 ;;
+    --port) public_port=$2; shift 2 ;;
+    --rate-limit) rate_limit=$2; shift 2 ;;
+    --detach) detach=1; shift ;;
+    --debug) configuration=debug; shift ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$nodes" =~ ^[1-9][0-9]*$ ]] || { echo "--nodes takes a positive number" >&2; exit 2; }
+
+if [[ -f "$run/nodes.pids" || -f "$run/nginx.pid" ]]; then
+    log "a cluster from $run seems to be running; stopping it first"
+    stop_cluster
+fi
+
+"$root/scripts/install-deps.sh"
+mkdir -p "$run/nginx-tmp" "$run/logs"
+
+log "building increment-node ($configuration)..."
+(cd "$root" && swift build -c "$configuration" --product increment-node >&2)
+binary="$root/.build/$configuration/increment-node"
+
+trap 'stop_cluster' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -z "${DATABASE_URL:-}" ]]; then
+    rm -rf "$run/pg"
+    DATABASE_URL=$("$root/scripts/pg.sh" start "$run/pg")
+    log "PostgreSQL: $DATABASE_URL (throwaway, in $run/pg)"
+fi
+export DATABASE_URL
+
+upstream=""
+pids=()
+for ((index = 0; index < nodes; index++)); do
+    port=$((node_base_port + index))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        log "port $port is taken; set NODE_BASE_PORT to another first port"
+        exit 1
+    fi
+    PORT=$port HOST=127.0.0.1 "$binary" >"$run/logs/node-$((index + 1)).log" 2>&1 &
+    pids+=($!)
+    upstream+="        server 127.0.0.1:$port max_fails=1 fail_timeout=2s;"$'\n'
+done
+echo "${pids[*]}" >"$run/nodes.pids"
+
+for ((index = 0; index < nodes; index++)); do
+    port=$((node_base_port + index))
+    for attempt in $(seq 600); do
+        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+        kill -0 "${pids[$index]}" 2>/dev/null || { tail -n 20 "$run/logs/node-$((index + 1)).log" >&2; exit 1; }
+        ((attempt < 600)) || { log "node on port $port did not become ready"; exit 1; }
+        sleep 0.1
+    done
+done
+
+zone="" apply=""
+if [[ -n "$rate_limit" ]]; then
+    zone="limit_req_zone \$binary_remote_addr zone=per_client:10m rate=${rate_limit}r/s; limit_req_status 429;"
+    apply="limit_req zone=per_client burst=$rate_limit nodelay;"
+fi
+RUN_DIR="$run" LISTEN="127.0.0.1:$public_port" UPSTREAM="$upstream" ZONE="$zone" APPLY="$apply" \
+    python3 - "$root/nginx/local.conf.template" "$run/nginx.conf" <<'PY'
+import os, sys
+text = open(sys.argv[1]).read()
+for placeholder, value in {
+    "@RUN_DIR@": os.environ["RUN_DIR"], "@LISTEN@": os.environ["LISTEN"],
+    "@UPSTREAM_SERVERS@": os.environ["UPSTREAM"].rstrip("\n"),
+    "@RATE_LIMIT_ZONE@": os.environ["ZONE"], "@RATE_LIMIT_APPLY@": os.environ["APPLY"],
+}.items():
+    text = text.replace(placeholder, value)
+open(sys.argv[2], "w").write(text)
+PY
+"$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -t 2>"$run/logs/nginx-test.log" \
+    || { cat "$run/logs/nginx-test.log" >&2; exit 1; }
+"$(nginx_binary)" -p "$run" -c "$run/nginx.conf"
+
+cat >&2 <<MSG
+cluster: ready: $nodes node(s) behind nginx on http://127.0.0.1:$public_port
+  curl -i -X POST 127.0.0.1:$public_port/increment -d '{"key":"page:home","value":1}'
+  curl 127.0.0.1:$public_port/counters/page:home
+  logs: $run/logs/
+MSG
+if ((detach)); then
+    log "detached; stop with: scripts/cluster.sh stop"
+    trap - EXIT
+    exit 0
+fi
+log "Ctrl-C to drain and stop"
+wait "${pids[@]}" || true
