@@ -47,8 +47,9 @@ stop_cluster() {
         "$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -s quit 2>/dev/null || true
         for _ in $(seq 50); do [[ -f "$run/nginx.pid" ]] || break; sleep 0.1; done
     fi
-    if [[ -d "$run/pg" ]]; then
-        "$root/scripts/pg.sh" stop "$run/pg"
+    if [[ -f "$run/pg.path" ]]; then
+        "$root/scripts/pg.sh" stop "$(cat "$run/pg.path")"
+        rm -rf "$(cat "$run/pg.path")" "$run/pg.path"
     fi
     log "stopped"
 }
@@ -88,13 +89,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
-    rm -rf "$run/pg"
-    DATABASE_URL=$("$root/scripts/pg.sh" start "$run/pg")
-    log "PostgreSQL: $DATABASE_URL (throwaway, in $run/pg)"
+    # Under /tmp: the postgres user must reach it, and a checkout may sit in a private home.
+    pg_dir=$(mktemp -d /tmp/increment-pg.XXXXXX)
+    chmod 755 "$pg_dir"
+    echo "$pg_dir" >"$run/pg.path"
+    DATABASE_URL=$("$root/scripts/pg.sh" start "$pg_dir")
+    log "PostgreSQL: $DATABASE_URL (throwaway, in $pg_dir)"
 fi
 export DATABASE_URL
 
-upstream=""
 pids=()
 for ((index = 0; index < nodes; index++)); do
     port=$((node_base_port + index))
@@ -104,7 +107,6 @@ for ((index = 0; index < nodes; index++)); do
     fi
     PORT=$port HOST=127.0.0.1 "$binary" >"$run/logs/node-$((index + 1)).log" 2>&1 &
     pids+=($!)
-    upstream+="        server 127.0.0.1:$port max_fails=1 fail_timeout=2s;"$'\n'
 done
 echo "${pids[*]}" >"$run/nodes.pids"
 
@@ -118,23 +120,9 @@ for ((index = 0; index < nodes; index++)); do
     done
 done
 
-zone="" apply=""
-if [[ -n "$rate_limit" ]]; then
-    zone="limit_req_zone \$binary_remote_addr zone=per_client:10m rate=${rate_limit}r/s; limit_req_status 429;"
-    apply="limit_req zone=per_client burst=$rate_limit nodelay;"
-fi
-RUN_DIR="$run" LISTEN="127.0.0.1:$public_port" UPSTREAM="$upstream" ZONE="$zone" APPLY="$apply" \
-    python3 - "$root/nginx/local.conf.template" "$run/nginx.conf" <<'PY'
-import os, sys
-text = open(sys.argv[1]).read()
-for placeholder, value in {
-    "@RUN_DIR@": os.environ["RUN_DIR"], "@LISTEN@": os.environ["LISTEN"],
-    "@UPSTREAM_SERVERS@": os.environ["UPSTREAM"].rstrip("\n"),
-    "@RATE_LIMIT_ZONE@": os.environ["ZONE"], "@RATE_LIMIT_APPLY@": os.environ["APPLY"],
-}.items():
-    text = text.replace(placeholder, value)
-open(sys.argv[2], "w").write(text)
-PY
+ports=$(seq -s, "$node_base_port" $((node_base_port + nodes - 1)))
+"$root/scripts/render-nginx.py" "$root/nginx/local.conf.template" "$run/nginx.conf" "$run" \
+    "127.0.0.1:$public_port" "$ports" "$rate_limit"
 "$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -t 2>"$run/logs/nginx-test.log" \
     || { cat "$run/logs/nginx-test.log" >&2; exit 1; }
 "$(nginx_binary)" -p "$run" -c "$run/nginx.conf"

@@ -49,7 +49,13 @@ start)
     port=${3:-$(free_port)}
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres:postgres "$dir"
+        if ! runuser -u postgres -- test -w "$dir"; then
+            echo "the postgres user cannot reach $dir (a parent directory is private); use a directory under /tmp" >&2
+            exit 1
+        fi
+    fi
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
         as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }

