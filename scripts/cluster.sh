@@ -66,7 +66,7 @@ while (($#)); do
     --rate-limit) rate_limit=$2; shift 2 ;;
     --detach) detach=1; shift ;;
     --debug) configuration=debug; shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed -E 's/^# ?//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
