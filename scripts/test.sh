@@ -21,6 +21,8 @@ echo "test PostgreSQL: $TEST_DATABASE_URL"
 swift build --build-tests
 swift test --skip-build "$@"
 
-# The deployment files, checked offline, and the cluster (nginx + 3 nodes) end to end.
+# A node fuzzed against its OpenAPI description, the deployment files checked offline,
+# and the cluster (nginx + 3 nodes) end to end.
+scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 scripts/check-deploy.sh
 tests/cluster/cluster_test.py --debug
