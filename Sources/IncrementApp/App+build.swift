@@ -34,6 +34,7 @@ public func buildApplication(
     )
     app.beforeServerStarts {
         try await node.migrate()
+        try await node.store.agree(onClusterSetting: "cluster_shards", value: Int64(settings.flush.clusterShards))
     }
     return app
 }

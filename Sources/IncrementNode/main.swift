@@ -42,5 +42,10 @@ logger.info(
         "database": "\(settings.database.redactedDescription)",
     ]
 )
-let app = try await buildApplication(settings: settings, logger: logger, registry: registry)
-try await app.runService()
+do {
+    let app = try await buildApplication(settings: settings, logger: logger, registry: registry)
+    try await app.runService()
+} catch {
+    logger.critical("stopped by an error", metadata: ["error": "\(error)"])
+    exit(1)
+}

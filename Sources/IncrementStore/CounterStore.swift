@@ -143,6 +143,27 @@ public struct CounterStore: Sendable {
         return count
     }
 
+    /// Records `value` for the cluster-wide setting `name` if no node has yet, and checks that
+    /// this node's value is the one recorded.
+    public func agree(onClusterSetting name: String, value: Int64) async throws {
+        let rows = try await self.client.query(
+            """
+            WITH recorded AS (
+                INSERT INTO cluster_settings (name, value) VALUES (\(name), \(value))
+                ON CONFLICT (name) DO NOTHING
+                RETURNING value
+            )
+            SELECT value FROM recorded
+            UNION ALL
+            SELECT value FROM cluster_settings WHERE name = \(name)
+            """,
+            logger: self.logger
+        )
+        for try await recorded in rows.decode(Int64.self) where recorded != value {
+            throw StoreError.clusterSettingMismatch(name: name, cluster: recorded, node: value)
+        }
+    }
+
     /// Runs a trivial query: true when the database answers.
     public func isReachable() async -> Bool {
         do {

@@ -6,6 +6,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case duplicateMigrationVersion(Int)
     /// The database holds a schema version newer than this build knows.
     case schemaNewerThanBuild(database: Int, build: Int)
+    /// This node's value of a cluster-wide setting differs from the one the cluster uses.
+    case clusterSettingMismatch(name: String, cluster: Int64, node: Int64)
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
             "two migrations share version \(version)"
         case .schemaNewerThanBuild(let database, let build):
             "the database schema is at version \(database), newer than this build's \(build)"
+        case .clusterSettingMismatch(let name, let cluster, let node):
+            "\(name) is \(node) on this node but \(cluster) in the cluster; every node must use \(cluster)"
         }
     }
 }
