@@ -96,14 +96,21 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     }
 
     private func handle(_ wake: Wake, state: inout FlushState) async {
+        // Backing off after a failure: only the retry wake-up retries; ticks still do upkeep.
+        let backingOff = state.retained != nil && ContinuousClock.now < state.nextRetry
+        if !backingOff {
+            await self.flushAfterWake(wake, state: &state)
+        }
+        if case .tick = wake {
+            await self.performUpkeep(state: &state)
+        }
+        self.metrics.observe(self.buffer)
+    }
+
+    private func flushAfterWake(_ wake: Wake, state: inout FlushState) async {
         if case .commitWaiter = wake, self.settings.groupCommitWindow > .zero {
             // Let other waiting requests join this flush: one transaction serves them all.
             try? await Task.sleep(for: self.settings.groupCommitWindow)
-        }
-        if state.retained != nil, ContinuousClock.now < state.nextRetry {
-            // Backing off after a failure: only the retry wake-up retries.
-            if case .tick = wake { await self.performUpkeep(state: &state) }
-            return
         }
         let hadRetainedBatch = state.retained != nil
         var outcome = await self.flushOnce(state: &state)
@@ -119,10 +126,6 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 self.wake(.retry)
             }
         }
-        if case .tick = wake {
-            await self.performUpkeep(state: &state)
-        }
-        self.metrics.observe(self.buffer)
     }
 
     /// What one flush attempt did.
