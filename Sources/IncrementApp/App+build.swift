@@ -7,6 +7,7 @@ import Metrics
 import PostgresNIO
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// The request context every route uses.
 public typealias AppRequestContext = BasicRequestContext
@@ -14,6 +15,9 @@ public typealias AppRequestContext = BasicRequestContext
 /// Assembles the node: PostgreSQL client, buffer, flusher and HTTP routes, in one application
 /// whose service group starts them in that order and stops them in reverse (HTTP server first,
 /// then the flusher's final flush, then the database client).
+///
+/// The HTTP server starts at once; the flusher prepares the database (migrations, the node's
+/// ledger entry, spilled batches) and `/readyz` answers `503` until it has.
 ///
 /// - Parameters:
 ///   - settings: the node's settings.
@@ -25,18 +29,31 @@ public func buildApplication(
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
 ) async throws -> some ApplicationProtocol {
     let node = try NodeComponents(settings: settings, logger: logger, registry: registry)
-    let router = buildRouter(node: node, settings: settings)
-    var app = Application(
-        router: router,
-        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
-        services: [node.postgres, node.flusher],
+    return node.application(settings: settings)
+}
+
+/// Runs a node until SIGTERM or SIGINT, then drains it (``FlushSettings/drainWindow``), stops the
+/// HTTP server, runs the final flush and stops, all within ``FlushSettings/shutdownTimeout``.
+///
+/// Throws ``FinalFlushIncomplete`` when something could not be written to PostgreSQL.
+public func runNode(
+    settings: NodeSettings,
+    logger: Logger,
+    registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+) async throws {
+    let node = try NodeComponents(settings: settings, logger: logger, registry: registry)
+    var configuration = ServiceGroupConfiguration(
+        services: [
+            .init(service: node.application(settings: settings)),
+            .init(service: ShutdownDrain(health: node.health, window: settings.flush.drainWindow)),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
-    app.beforeServerStarts {
-        try await node.migrate()
-        try await node.store.agree(onClusterSetting: "cluster_shards", value: Int64(settings.flush.clusterShards))
-    }
-    return app
+    // A backstop: the flusher already ends its work by the shutdown deadline.
+    configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout + .seconds(2)
+    configuration.maximumCancellationDuration = .seconds(1)
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 /// The parts of a node that the routes and services share.
@@ -60,7 +77,7 @@ struct NodeComponents: Sendable {
         self.logger = logger
         self.documents = try APIDocuments.bundled()
         self.postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
-        self.store = CounterStore(client: self.postgres, logger: logger)
+        self.store = CounterStore(client: self.postgres, logger: logger, limits: settings.flush.limits)
         self.buffer = IncrementBuffer(shardCount: settings.bufferShards, maximumPendingKeys: settings.maximumPendingKeys)
         let nodeID = UUID().uuidString.lowercased()
         var flushLogger = logger
@@ -71,47 +88,20 @@ struct NodeComponents: Sendable {
             settings: settings.flush,
             metrics: self.metrics,
             health: self.health,
+            spill: try settings.flush.spillDirectory.map { try SpillDirectory(path: $0) },
             nodeID: nodeID,
             logger: flushLogger
         )
     }
 
-    /// Applies pending schema migrations, retrying while PostgreSQL is still starting.
-    func migrate() async throws {
-        let migrations = try Migration.bundled()
-        let migrator = SchemaMigrator(client: self.postgres, logger: self.logger)
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                try await migrator.migrate(migrations)
-                self.health.recordDatabase(reachable: true)
-                return
-            } catch {
-                guard attempt < 30, Self.isTransient(error) else { throw error }
-                self.logger.warning(
-                    "database not ready for migrations; retrying",
-                    metadata: ["attempt": "\(attempt)", "error": "\(describe(error))"]
-                )
-                try await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-}
-
-extension NodeComponents {
-    /// True for errors worth waiting out at start-up: no connection yet, or a server still starting.
-    static func isTransient(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError else { return false }
-        switch error.code {
-        case .server:
-            // SQLSTATE class 57 (operator intervention) covers "the database system is starting up".
-            return error.serverInfo?[.sqlState]?.hasPrefix("57") ?? false
-        case .connectionError, .serverClosedConnection, .uncleanShutdown:
-            return true
-        default:
-            return false
-        }
+    /// The HTTP application running the database client and the flusher as its services.
+    func application(settings: NodeSettings) -> some ApplicationProtocol {
+        Application(
+            router: buildRouter(node: self, settings: settings),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
+            services: [self.postgres, self.flusher],
+            logger: self.logger
+        )
     }
 }
 
@@ -119,7 +109,7 @@ extension NodeComponents {
 func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: KeepAliveMiddleware())
+    router.add(middleware: ConnectionMiddleware(health: node.health))
     router.add(
         middleware: JSONErrorMiddleware(allowedMethods: [
             "/increment": [.post], "/increments": [.post], CounterController<AppRequestContext>.pathPrefix: [.get],
@@ -133,10 +123,11 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             metrics: node.metrics,
             maximumBodyBytes: settings.maximumBodyBytes,
             maximumBatchItems: settings.maximumBatchItems,
-            earlyFlushKeys: settings.flush.earlyFlushKeys
+            earlyFlushKeys: settings.flush.earlyFlushKeys,
+            commitWaitTimeout: settings.flush.commitWaitTimeout
         ).endpoints
     )
-    router.addRoutes(CounterController(store: node.store).endpoints)
+    router.addRoutes(CounterController(store: node.store, readTimeout: .seconds(5)).endpoints)
     router.addRoutes(
         OperationsController(
             buffer: node.buffer,
@@ -144,6 +135,8 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             metrics: node.metrics,
             registry: node.registry,
             maximumStaleness: settings.flush.maximumStaleness,
+            // A flush this old is waiting on the database rather than working (1M keys take ~5 s).
+            maximumFlushAge: .seconds(5),
             documents: node.documents
         ).endpoints
     )

@@ -17,12 +17,12 @@ public struct ClusterShardMap: Sendable, Hashable {
 
     /// The cluster shard that owns `key`, in `0..<shardCount`.
     @inlinable
-    public func shard(for key: String) -> Int32 {
+    public func shard(for key: CounterKey) -> Int32 {
         Int32(truncatingIfNeeded: StableHash.fnv1a64(key) % UInt64(self.shardCount))
     }
 
     /// The distinct shards owning `keys`, in ascending order: the order their locks are taken in.
-    public func lockOrder(for keys: some Sequence<String>) -> [Int32] {
+    public func lockOrder(for keys: some Sequence<CounterKey>) -> [Int32] {
         var seen = Set<Int32>()
         for key in keys {
             seen.insert(self.shard(for: key))

@@ -1,21 +1,30 @@
 /// What became of an increment whose caller waits for its commit (`?wait=commit`).
+///
+/// The cases keep apart what a client may safely retry (``notCommitted``) from what it must not
+/// (``pending``, ``unknown``): a retry of an increment that did count would count it twice.
 public enum CommitOutcome: Sendable, Hashable {
     /// The flush carrying the increment committed; `total` is the key's value right after it.
     case committed(total: Int64)
     /// The key's total would have left bigint: the increment was quarantined, not applied.
     case quarantined(reason: String)
-    /// The node gave up before the increment committed (it shut down with the database unreachable).
-    case abandoned(reason: String)
+    /// The increment is accepted but not committed yet, and will be: it is still buffered or
+    /// retried, or was written to the spill directory at shutdown.
+    case pending(reason: String)
+    /// The increment was certainly not applied and never will be: retrying it is safe.
+    case notCommitted(reason: String)
+    /// A write carrying the increment was sent and its answer lost, and the node gave up:
+    /// it may or may not have been applied.
+    case unknown(reason: String)
 }
 
 /// A caller waiting for the flush that carries its increment.
 public struct CommitWaiter: Sendable {
     /// The key the caller incremented.
-    public let key: String
+    public let key: CounterKey
     private let answer: @Sendable (CommitOutcome) -> Void
 
     /// Creates a waiter; `answer` is called exactly once, with the outcome.
-    public init(key: String, answer: @escaping @Sendable (CommitOutcome) -> Void) {
+    public init(key: CounterKey, answer: @escaping @Sendable (CommitOutcome) -> Void) {
         self.key = key
         self.answer = answer
     }

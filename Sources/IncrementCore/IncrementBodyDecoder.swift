@@ -91,11 +91,10 @@ struct IncrementFields {
     func increment() throws(IncrementInputError) -> Increment {
         guard let key else { throw .missingField("key is required") }
         guard let value else { throw .missingField("value is required") }
-        let validKey: String
+        let validKey: CounterKey
         switch key {
         case .string(.some(let string)):
-            try Increment.validate(key: string)
-            validKey = string
+            validKey = try CounterKey(validating: string)
         case .string(.none):
             throw .invalidKey("key must be valid UTF-8")
         default:
@@ -103,7 +102,7 @@ struct IncrementFields {
         }
         switch value {
         case .integer(.some(let delta)):
-            return Increment(validatedKey: validKey, delta: delta)
+            return Increment(key: validKey, delta: delta)
         case .integer(.none):
             throw .valueOutOfRange("value must be within \(Int64.min)...\(Int64.max)")
         default:

@@ -10,7 +10,7 @@ public final class IncrementBuffer: Sendable {
     /// One shard. A class, since `Mutex` is non-copyable and cannot live in an array directly.
     final class Shard: Sendable {
         struct State {
-            var deltas: [String: Int64] = [:]
+            var deltas: [CounterKey: Int64] = [:]
             var waiters: [CommitWaiter] = []
             var oldestPendingSince: ContinuousClock.Instant?
         }
@@ -70,7 +70,7 @@ public final class IncrementBuffer: Sendable {
     /// Every shard the increments touch is locked (in ascending order, so concurrent batches
     /// cannot deadlock) while they are checked and applied, so a flush never sees half a batch.
     public func add(_ increments: [Increment]) throws(AdmissionError) {
-        var merged: [String: Int64] = [:]
+        var merged: [CounterKey: Int64] = [:]
         merged.reserveCapacity(increments.count)
         for increment in increments {
             if let index = merged.index(forKey: increment.key) {
@@ -81,7 +81,7 @@ public final class IncrementBuffer: Sendable {
                 merged[increment.key] = increment.delta
             }
         }
-        var byShard: [Int: [(key: String, delta: Int64)]] = [:]
+        var byShard: [Int: [(key: CounterKey, delta: Int64)]] = [:]
         for (key, delta) in merged {
             byShard[self.shardIndex(for: key), default: []].append((key, delta))
         }
@@ -113,35 +113,42 @@ public final class IncrementBuffer: Sendable {
     }
 
     /// Swaps every shard for an empty one and returns what they held.
+    ///
+    /// Every shard is locked at once (in ascending order, as batch adds lock them), so a batch
+    /// added with ``add(_:)-([Increment])`` is either wholly in this drain or wholly in the next:
+    /// it lands in PostgreSQL all or nothing, as it was admitted.
     public func drain() -> PendingIncrements {
-        var drained = PendingIncrements()
-        for shard in self.shards {
-            let taken = shard.state.withLock { state in
-                var empty = Shard.State()
-                swap(&state, &empty)
-                return empty
+        var taken: [Shard.State] = []
+        var locked: [Shard.State] = []
+        locked.reserveCapacity(self.shards.count)
+        self.withShardsLocked(Array(self.shards.indices)[...], collecting: &locked) { states in
+            taken = states
+            for position in states.indices {
+                states[position] = Shard.State()
             }
-            if taken.deltas.isEmpty && taken.waiters.isEmpty { continue }
-            self.pendingKeyCount.subtract(taken.deltas.count, ordering: .relaxed)
+        }
+        var drained = PendingIncrements()
+        for state in taken where !(state.deltas.isEmpty && state.waiters.isEmpty) {
+            self.pendingKeyCount.subtract(state.deltas.count, ordering: .relaxed)
             if drained.deltas.isEmpty {
-                drained.deltas = taken.deltas
+                drained.deltas = state.deltas
             } else {
                 // Shards hold disjoint keys, so this only concatenates.
-                drained.deltas.merge(taken.deltas, uniquingKeysWith: +)
+                drained.deltas.merge(state.deltas, uniquingKeysWith: +)
             }
-            drained.waiters.append(contentsOf: taken.waiters)
+            drained.waiters.append(contentsOf: state.waiters)
         }
         return drained
     }
 
     // MARK: Private
 
-    private func shardIndex(for key: String) -> Int {
+    private func shardIndex(for key: CounterKey) -> Int {
         Int(StableHash.fnv1a64(key) % UInt64(self.shards.count))
     }
 
     private func apply(
-        key: String,
+        key: CounterKey,
         delta: Int64,
         to state: inout Shard.State,
         enforcingCap: Bool = true
@@ -164,16 +171,16 @@ public final class IncrementBuffer: Sendable {
 
     /// Locks the shards at `indices` one after another, moves their states out for `body`, and
     /// moves them back before unlocking.
-    private func withShardsLocked(
+    private func withShardsLocked<Failure: Error>(
         _ indices: ArraySlice<Int>,
         collecting states: inout [Shard.State],
-        _ body: (inout [Shard.State]) throws(AdmissionError) -> Void
-    ) throws(AdmissionError) {
+        _ body: (inout [Shard.State]) throws(Failure) -> Void
+    ) throws(Failure) {
         guard let first = indices.first else {
             try body(&states)
             return
         }
-        try self.shards[first].state.withLock { (state) throws(AdmissionError) in
+        try self.shards[first].state.withLock { (state) throws(Failure) in
             let position = states.count
             var taken = Shard.State()
             swap(&state, &taken)

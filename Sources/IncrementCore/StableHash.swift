@@ -8,12 +8,10 @@ public enum StableHash {
     static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
     static let prime: UInt64 = 0x0000_0100_0000_01b3
 
-    /// The 64-bit FNV-1a hash of `key`'s UTF-8 encoding.
+    /// The 64-bit FNV-1a hash of `key`'s UTF-8 bytes.
     @inlinable
-    public static func fnv1a64(_ key: String) -> UInt64 {
-        var key = key
-        // `withUTF8` is a no-copy view for native strings; it makes the string native first if needed.
-        return key.withUTF8 { fnv1a64(bytes: $0) }
+    public static func fnv1a64(_ key: CounterKey) -> UInt64 {
+        key.withUTF8 { fnv1a64(bytes: $0) }
     }
 
     /// The 64-bit FNV-1a hash of `bytes`.

@@ -7,14 +7,20 @@ import Metrics
 import Prometheus
 
 // Reads settings from flags and environment, sets up logging and metrics, and runs the node
-// until SIGTERM or SIGINT, when it drains and flushes before exiting.
+// until SIGTERM or SIGINT, when it drains and flushes before exiting. `increment-node migrate`
+// applies the schema migrations and exits.
 
-if CommandLine.arguments.contains("--help") || CommandLine.arguments.contains("-h") {
+let arguments = Array(CommandLine.arguments.dropFirst())
+let migrateOnly = arguments.first == "migrate"
+if arguments.contains("--help") || arguments.contains("-h") {
     print(NodeSettings.helpText)
     exit(0)
 }
 
-let reader = ConfigReader(providers: [CommandLineArgumentsProvider(), EnvironmentVariablesProvider()])
+let reader = ConfigReader(providers: [
+    CommandLineArgumentsProvider(arguments: [CommandLine.arguments[0]] + (migrateOnly ? Array(arguments.dropFirst()) : arguments)),
+    EnvironmentVariablesProvider(),
+])
 let settings: NodeSettings
 do {
     settings = try NodeSettings(reader: reader)
@@ -35,6 +41,17 @@ let registry = PrometheusCollectorRegistry()
 // Libraries' metrics (HTTP requests by route and status) go to the same registry as the node's.
 MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
+if migrateOnly {
+    do {
+        let applied = try await migrateDatabase(settings: settings, logger: logger)
+        logger.info("migrations applied", metadata: ["migration.versions": "\(applied)"])
+        exit(0)
+    } catch {
+        logger.critical("migration failed", metadata: ["error": "\(error)"])
+        exit(1)
+    }
+}
+
 logger.info(
     "starting",
     metadata: [
@@ -43,8 +60,10 @@ logger.info(
     ]
 )
 do {
-    let app = try await buildApplication(settings: settings, logger: logger, registry: registry)
-    try await app.runService()
+    try await runNode(settings: settings, logger: logger, registry: registry)
+} catch let error as FinalFlushIncomplete {
+    logger.critical("stopped with increments not written to the database", metadata: ["error": "\(error)"])
+    exit(error.exitStatus)
 } catch {
     logger.critical("stopped by an error", metadata: ["error": "\(error)"])
     exit(1)

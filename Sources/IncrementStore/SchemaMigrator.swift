@@ -1,11 +1,13 @@
 import Logging
 import PostgresNIO
 
-/// Applies the versioned migrations at start-up.
+/// Applies the versioned migrations.
 ///
-/// The whole run holds a session advisory lock, so N nodes starting at once apply each
-/// migration exactly once: the first migrates, the others wait and then find nothing to do.
-/// Each migration runs in its own transaction together with its `schema_migrations` row.
+/// Every pending migration runs in one transaction that first takes a transaction-scoped
+/// advisory lock, so N nodes starting at once apply each migration exactly once (the first
+/// migrates, the others wait and then find nothing to do), and a failed migration leaves the
+/// schema as it was. Nothing outlives the transaction, so it works through PgBouncer in
+/// transaction mode, where consecutive transactions may run on different server connections.
 public struct SchemaMigrator: Sendable {
     let client: PostgresClient
     let logger: Logger
@@ -19,27 +21,27 @@ public struct SchemaMigrator: Sendable {
     /// Applies every migration in `migrations` not yet applied; returns the versions it applied.
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
-        try await self.client.withConnection { connection in
-            try await connection.query(
-                "SELECT pg_advisory_lock(\(AdvisoryLockSpace.migrations), 0)",
-                logger: self.logger
-            )
-            do {
-                let applied = try await self.applyPending(migrations, on: connection)
+        let applied: [Int]
+        do {
+            applied = try await self.client.withTransaction(logger: self.logger) { connection in
                 try await connection.query(
-                    "SELECT pg_advisory_unlock(\(AdvisoryLockSpace.migrations), 0)",
+                    "SELECT pg_advisory_xact_lock(\(AdvisoryLockSpace.migrations), 0)",
                     logger: self.logger
                 )
-                return applied
-            } catch {
-                // Release the lock before the connection goes back to the pool.
-                _ = try? await connection.query(
-                    "SELECT pg_advisory_unlock(\(AdvisoryLockSpace.migrations), 0)",
-                    logger: self.logger
-                )
-                throw error
+                return try await self.applyPending(migrations, on: connection)
             }
+        } catch let error as PostgresTransactionError {
+            // Our own refusals (a schema newer than this build) speak for themselves.
+            if let refusal = error.closureError as? StoreError { throw refusal }
+            throw error
         }
+        for migration in migrations where applied.contains(migration.version) {
+            self.logger.info(
+                "applied schema migration",
+                metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"]
+            )
+        }
+        return applied
     }
 
     private func applyPending(_ migrations: [Migration], on connection: PostgresConnection) async throws -> [Int] {
@@ -66,22 +68,24 @@ public struct SchemaMigrator: Sendable {
         }
         var applied: [Int] = []
         for migration in migrations where migration.version > current {
-            try await connection.withTransaction(logger: self.logger) { connection in
-                for statement in SQLScript.statements(in: migration.sql) {
-                    // Migration files are part of this build, never user input.
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
-                }
-                try await connection.query(
-                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
-                    logger: self.logger
-                )
+            for statement in SQLScript.statements(in: migration.sql) {
+                // Migration files are part of this build, never user input.
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
             }
-            self.logger.info(
-                "applied schema migration",
-                metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"]
+            try await connection.query(
+                "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                logger: self.logger
             )
             applied.append(migration.version)
         }
         return applied
+    }
+}
+
+extension CounterStore {
+    /// Applies the migrations bundled with this build.
+    @discardableResult
+    public func migrate() async throws -> [Int] {
+        try await SchemaMigrator(client: self.client, logger: self.logger).migrate(try Migration.bundled())
     }
 }

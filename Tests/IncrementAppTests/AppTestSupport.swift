@@ -44,6 +44,15 @@ extension TestClientProtocol {
     func get(_ uri: String) async throws -> TestResponse {
         try await self.execute(uri: uri, method: .get)
     }
+
+    /// Waits until the node has prepared its database and says it is ready.
+    func waitUntilReady(within limit: Duration = .seconds(15)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while try await self.get("/readyz").status != .ok {
+            guard ContinuousClock.now < deadline else { throw NodeNotReady() }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
 }
 
 extension TestResponse {
@@ -68,3 +77,5 @@ func counters(in database: TestDatabase) async throws -> [String: Int64] {
         return counters
     }
 }
+
+struct NodeNotReady: Error {}

@@ -39,6 +39,7 @@ struct BadInputTests {
         let settings = try testSettings(database) { $0.maximumBodyBytes = 4_096 }
         let app = try await buildApplication(settings: settings, logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             for refusal in Self.refusals {
                 let response = try await client.execute(
                     uri: refusal.uri,

@@ -11,6 +11,7 @@ struct IncrementRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let buffered = try await client.post("/increment", #"{"key":"page/home","value":5}"#)
             #expect(buffered.status == .accepted)
             #expect(buffered.body.readableBytes == 0)
@@ -34,6 +35,7 @@ struct IncrementRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let totals = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for _ in 0..<50 {
                     group.addTask {
@@ -57,6 +59,7 @@ struct IncrementRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let accepted = try await client.post(
                 "/increments",
                 #"{"increments":[{"key":"a","value":1},{"key":"b","value":2},{"key":"a","value":3}]}"#
@@ -74,6 +77,7 @@ struct IncrementRouteTests {
         let increments = (0..<300).map { index in ("key-\(index % 37)", Int64(index % 5) - 1) }
         let expected = Dictionary(increments, uniquingKeysWith: +)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             for (key, delta) in increments {
                 let response = try await client.post("/increment", #"{"key":"\#(key)","value":\#(delta)}"#)
                 #expect(response.status == .accepted)
@@ -89,6 +93,7 @@ struct IncrementRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let nearMax = try await client.post("/increment?wait=commit", #"{"key":"big","value":9223372036854775800}"#)
             #expect(nearMax.status == .ok)
             async let overflow = client.post("/increment?wait=commit", #"{"key":"big","value":100}"#)
@@ -118,6 +123,7 @@ struct IncrementRouteTests {
         let settings = try testSettings(database) { $0.maximumPendingKeys = 2 }
         let app = try await buildApplication(settings: settings, logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             #expect(try await client.get("/readyz").status == .ok)
             #expect(try await client.post("/increment", #"{"key":"a","value":1}"#).status == .accepted)
             #expect(try await client.post("/increment", #"{"key":"b","value":1}"#).status == .accepted)

@@ -19,6 +19,7 @@ struct OperationsRouteTests {
         // Route-level request metrics come from the library middleware through the task's factory.
         try await withMetricsFactory(PrometheusMetricsFactory(registry: registry)) {
             try await app.test(.router) { client in
+                try await client.waitUntilReady()
                 #expect(try await client.get("/healthz").text == #"{"status":"ok"}"#)
                 let ready = try await client.get("/readyz")
                 #expect(ready.status == .ok)
@@ -48,6 +49,7 @@ struct OperationsRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let response = try await client.execute(
                 uri: "/increment",
                 method: .post,
@@ -62,6 +64,7 @@ struct OperationsRouteTests {
         let database = try await TestDatabase.create()
         let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
         try await app.test(.router) { client in
+            try await client.waitUntilReady()
             let spec = try await client.get("/openapi.yaml")
             #expect(spec.status == .ok)
             let documented = Self.documentedOperations(spec.text)

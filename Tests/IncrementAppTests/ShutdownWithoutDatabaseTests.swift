@@ -11,6 +11,7 @@ struct ShutdownWithoutDatabaseTests {
         let settings = try testSettings(database) { $0.flush.shutdownTimeout = .milliseconds(300) }
         let app = try await buildApplication(settings: settings, logger: appTestLogger)
         let waiting = try await app.test(.router) { client in
+            try await client.waitUntilReady()
             try await database.withClient { admin in
                 try await admin.query("ALTER TABLE counters RENAME TO counters_away", logger: appTestLogger)
             }

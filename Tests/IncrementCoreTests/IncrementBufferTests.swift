@@ -10,7 +10,7 @@ private func increment(_ key: String, _ delta: Int64) -> Increment {
 
 /// What the writer and drainer tasks of the concurrency test share.
 private final class SharedProgress: Sendable {
-    let collected = Mutex<[String: Int64]>([:])
+    let collected = Mutex<[CounterKey: Int64]>([:])
     let writersDone = Atomic<Int>(0)
 }
 
@@ -58,10 +58,10 @@ struct IncrementBufferTests {
         let rest = buffer.drain()
         shared.collected.withLock { $0.merge(rest.deltas, uniquingKeysWith: +) }
 
-        var expected: [String: Int64] = [:]
+        var expected: [CounterKey: Int64] = [:]
         for writer in 0..<writers {
             for index in 0..<perWriter {
-                expected[keys[(writer &* 31 &+ index) % keys.count], default: 0] += Int64(index % 7) - 2
+                expected[CounterKey(trusted: keys[(writer &* 31 &+ index) % keys.count]), default: 0] += Int64(index % 7) - 2
             }
         }
         #expect(shared.collected.withLock { $0 } == expected)
@@ -83,7 +83,7 @@ struct IncrementBufferTests {
         try buffer.add(increment("a", .max))
         #expect(throws: AdmissionError.pendingTotalOutOfRange(key: "a")) { try buffer.add(increment("a", 1)) }
         try buffer.add(increment("a", -1))
-        #expect(buffer.drain().deltas == ["a": .max - 1])
+        #expect(buffer.drain().deltas == ["a": .max - 1] as [CounterKey: Int64])
     }
 
     @Test func aBatchIsAllOrNothing() throws {

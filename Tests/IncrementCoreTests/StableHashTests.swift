@@ -9,7 +9,7 @@ struct StableHashTests {
         ("foobar", 0x8594_4171_f739_67e8),
     ])
     func matchesPublishedVectors(key: String, expected: UInt64) {
-        #expect(StableHash.fnv1a64(key) == expected)
+        #expect(StableHash.fnv1a64(CounterKey(trusted: key)) == expected)
     }
 
     @Test func hashesUTF8Bytes() {
@@ -26,7 +26,7 @@ struct StableHashTests {
 
     @Test func lockOrderIsAscendingAndDistinct() {
         let map = ClusterShardMap(shardCount: 8)
-        let keys = (0..<200).map { "key-\($0)" }
+        let keys = (0..<200).map { CounterKey(trusted: "key-\($0)") }
         let order = map.lockOrder(for: keys)
         #expect(order == order.sorted())
         #expect(Set(order).count == order.count)

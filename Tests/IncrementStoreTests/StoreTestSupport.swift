@@ -41,6 +41,6 @@ func scalar(_ client: PostgresClient, _ query: PostgresQuery) async throws -> In
     return result
 }
 
-func batch(_ deltas: [String: Int64], node: String, sequence: Int64, shards: Int = 64) -> FlushBatch {
+func batch(_ deltas: [CounterKey: Int64], node: String, sequence: Int64, shards: Int = 64) -> FlushBatch {
     FlushBatch(id: BatchID(nodeID: node, sequence: sequence), deltas: deltas, shardMap: ClusterShardMap(shardCount: shards))
 }

@@ -1,4 +1,5 @@
 import Configuration
+import IncrementStore
 import Logging
 
 /// Everything a node can be told, read once at start-up.
@@ -35,12 +36,19 @@ public struct NodeSettings: Sendable {
         self.logLevel = .info
     }
 
+    /// The most cluster shards a node accepts. A flush of many keys holds one advisory lock per
+    /// shard, and PostgreSQL's shared lock table has room for `max_locks_per_transaction ×
+    /// max_connections` locks in all (64 × 100 = 6,400 by default): at 256 shards, 25 nodes can
+    /// hold every shard lock at once; at about 20,000, a single flush fails "out of shared memory".
+    public static let maximumClusterShards = 256
+
     /// Every setting, for reading and for `--help`.
     public static let catalog: [SettingDescriptor] = [
         Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.bufferShards, Keys.bufferMaxPendingKeys,
-        Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushRetryMaxMs,
-        Keys.flushShutdownTimeoutMs, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.readinessMaxStalenessMs,
-        Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.logLevel,
+        Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushCommitWaitMs, Keys.flushRetryMaxMs,
+        Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
+        Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.readinessMaxStalenessMs,
+        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.logLevel,
     ]
 
     enum Keys {
@@ -65,16 +73,35 @@ public struct NodeSettings: Sendable {
         static let flushGroupCommitMs = SettingDescriptor(
             key: "flush.groupCommitMs", defaultValue: "2",
             summary: "how long a wait=commit request lets others join its flush")
+        static let flushCommitWaitMs = SettingDescriptor(
+            key: "flush.commitWaitMs", defaultValue: "10000",
+            summary: "longest a wait=commit request waits before it is answered 202 (accepted, still to be written)")
+        static let flushAttemptTimeoutMs = SettingDescriptor(
+            key: "flush.attemptTimeoutMs", defaultValue: "20000",
+            summary: "longest one flush attempt takes (also its statement_timeout and lock_timeout)")
+        static let flushStallTimeoutMs = SettingDescriptor(
+            key: "flush.stallTimeoutMs", defaultValue: "3000",
+            summary: "longest a stalled node can hold cluster-shard locks (idle_in_transaction_session_timeout)")
+        static let shutdownDrainMs = SettingDescriptor(
+            key: "shutdown.drainMs", defaultValue: "1000",
+            summary: "on SIGTERM, how long to keep serving with Connection: close before closing the listener")
+        static let flushSpillDir = SettingDescriptor(
+            key: "flush.spillDir", defaultValue: nil,
+            summary: "directory for batches the database cannot take at shutdown; replayed at start (default: off)")
+        static let migrateOnStart = SettingDescriptor(
+            key: "migrate.onStart", defaultValue: "true",
+            summary: "apply schema migrations at start (false: run `increment-node migrate` once instead)")
         static let flushRetryMaxMs = SettingDescriptor(
             key: "flush.retryMaxMs", defaultValue: "5000", summary: "longest back-off between retries of a failed flush")
         static let flushShutdownTimeoutMs = SettingDescriptor(
             key: "flush.shutdownTimeoutMs", defaultValue: "30000",
-            summary: "how long the final flush at shutdown keeps retrying")
+            summary: "longest from SIGTERM to exit: drain, final flush, spill")
         static let clusterShards = SettingDescriptor(
             key: "cluster.shards", defaultValue: "64",
-            summary: "advisory-lock shards; must be the same on every node")
+            summary: "advisory-lock shards, 1 to \(NodeSettings.maximumClusterShards); must be the same on every node")
         static let ledgerRetentionSeconds = SettingDescriptor(
-            key: "ledger.retentionSeconds", defaultValue: "3600", summary: "age at which flush ledger rows are pruned")
+            key: "ledger.retentionSeconds", defaultValue: "86400",
+            summary: "how long a node's ledger entry outlives its last contact with the database")
         static let readinessMaxStalenessMs = SettingDescriptor(
             key: "readiness.maxStalenessMs", defaultValue: "10000",
             summary: "oldest pending increment age at which /readyz fails")
@@ -103,12 +130,26 @@ public struct NodeSettings: Sendable {
             interval: try Keys.flushIntervalMs.milliseconds(from: reader, in: 1...600_000),
             earlyFlushKeys: try Keys.flushEarlyKeys.int(from: reader, in: 1...100_000_000),
             groupCommitWindow: try Keys.flushGroupCommitMs.milliseconds(from: reader, in: 0...1_000),
+            commitWaitTimeout: try Keys.flushCommitWaitMs.milliseconds(from: reader, in: 1...50_000),
             maximumRetryDelay: try Keys.flushRetryMaxMs.milliseconds(from: reader, in: 10...600_000),
-            shutdownTimeout: try Keys.flushShutdownTimeoutMs.milliseconds(from: reader, in: 0...3_600_000),
-            clusterShards: try Keys.clusterShards.int(from: reader, in: 1...65_536),
-            ledgerRetention: .seconds(try Keys.ledgerRetentionSeconds.int(from: reader, in: 60...30 * 86_400)),
-            maximumStaleness: try Keys.readinessMaxStalenessMs.milliseconds(from: reader, in: 10...3_600_000)
+            shutdownTimeout: try Keys.flushShutdownTimeoutMs.milliseconds(from: reader, in: 1_000...3_600_000),
+            drainWindow: try Keys.shutdownDrainMs.milliseconds(from: reader, in: 0...60_000),
+            spillDirectory: Keys.flushSpillDir.string(from: reader).flatMap { $0.isEmpty ? nil : $0 },
+            clusterShards: try Keys.clusterShards.int(from: reader, in: 1...Self.maximumClusterShards),
+            limits: FlushLimits(
+                attemptTimeout: try Keys.flushAttemptTimeoutMs.milliseconds(from: reader, in: 100...600_000),
+                stallTimeout: try Keys.flushStallTimeoutMs.milliseconds(from: reader, in: 100...600_000),
+                ledgerRetention: .seconds(try Keys.ledgerRetentionSeconds.int(from: reader, in: 60...365 * 86_400))
+            ),
+            maximumStaleness: try Keys.readinessMaxStalenessMs.milliseconds(from: reader, in: 10...3_600_000),
+            migrateOnStart: try Keys.migrateOnStart.bool(from: reader)
         )
+        if self.flush.drainWindow + .seconds(1) > self.flush.shutdownTimeout {
+            throw SettingsError(
+                setting: Keys.shutdownDrainMs.environmentVariable,
+                reason: "must leave at least 1 s of \(Keys.flushShutdownTimeoutMs.environmentVariable) for the final flush"
+            )
+        }
         let level = Keys.logLevel.string(from: reader) ?? "info"
         guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")

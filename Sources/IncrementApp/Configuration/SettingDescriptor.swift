@@ -67,4 +67,14 @@ public struct SettingDescriptor: Sendable {
     func milliseconds(from reader: ConfigReader, in range: ClosedRange<Int>) throws -> Duration {
         .milliseconds(try self.int(from: reader, in: range))
     }
+
+    /// Reads this setting as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`), or its default.
+    func bool(from reader: ConfigReader) throws -> Bool {
+        let text = (self.string(from: reader) ?? self.defaultValue ?? "false").lowercased()
+        switch text {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw SettingsError(setting: self.environmentVariable, reason: "\"\(text)\" is not true or false")
+        }
+    }
 }

@@ -1,4 +1,6 @@
-/// How and when the flusher writes the buffer to PostgreSQL.
+import IncrementStore
+
+/// How and when the flusher writes the buffer to PostgreSQL, and the bounds on every wait.
 public struct FlushSettings: Sendable {
     /// Time between periodic flushes; the bound on how stale PostgreSQL is while it is up.
     public var interval: Duration
@@ -6,43 +8,63 @@ public struct FlushSettings: Sendable {
     public var earlyFlushKeys: Int
     /// How long a `wait=commit` request waits for others to join its flush.
     public var groupCommitWindow: Duration
+    /// The longest a `wait=commit` request waits for its commit before it is answered `202`
+    /// (accepted, still to be written). Below nginx's `proxy_read_timeout`, so no balancer
+    /// ever times a waiting request out.
+    public var commitWaitTimeout: Duration
     /// The first back-off after a failed flush; it doubles per failure up to ``maximumRetryDelay``.
     public var initialRetryDelay: Duration
     /// The longest back-off between retries.
     public var maximumRetryDelay: Duration
-    /// How long the final flush at shutdown keeps retrying before giving up.
+    /// From the shutdown signal to the process exit, at most (plus a small margin): drain, final
+    /// flush and, if the database cannot be reached, the spill.
     public var shutdownTimeout: Duration
+    /// How long a shutting-down node keeps serving with `Connection: close` before it stops
+    /// accepting, so that balancers stop reusing its connections first.
+    public var drainWindow: Duration
+    /// Where batches that cannot be written at shutdown are kept, and replayed from at start.
+    public var spillDirectory: String?
     /// The number of cluster shards (advisory locks); the same on every node.
     public var clusterShards: Int
-    /// Age at which flush ledger rows are pruned; far beyond any retry.
-    public var ledgerRetention: Duration
-    /// How often the ledger is pruned.
-    public var ledgerPruneInterval: Duration
+    /// The bounds of each flush transaction and the ledger's retention.
+    public var limits: FlushLimits
+    /// How often the ledger is pruned, this node's entry kept alive and the spill directory read.
+    public var upkeepInterval: Duration
     /// When the oldest pending increment is older than this, `/readyz` fails.
     public var maximumStaleness: Duration
+    /// Whether the node applies schema migrations at start (else `increment-node migrate` does).
+    public var migrateOnStart: Bool
 
     /// Creates flush settings; the defaults are the production ones.
     public init(
         interval: Duration = .seconds(1),
         earlyFlushKeys: Int = 50_000,
         groupCommitWindow: Duration = .milliseconds(2),
+        commitWaitTimeout: Duration = .seconds(10),
         initialRetryDelay: Duration = .milliseconds(50),
         maximumRetryDelay: Duration = .seconds(5),
         shutdownTimeout: Duration = .seconds(30),
+        drainWindow: Duration = .seconds(1),
+        spillDirectory: String? = nil,
         clusterShards: Int = 64,
-        ledgerRetention: Duration = .seconds(3_600),
-        ledgerPruneInterval: Duration = .seconds(60),
-        maximumStaleness: Duration = .seconds(10)
+        limits: FlushLimits = FlushLimits(),
+        upkeepInterval: Duration = .seconds(10),
+        maximumStaleness: Duration = .seconds(10),
+        migrateOnStart: Bool = true
     ) {
         self.interval = interval
         self.earlyFlushKeys = earlyFlushKeys
         self.groupCommitWindow = groupCommitWindow
+        self.commitWaitTimeout = commitWaitTimeout
         self.initialRetryDelay = initialRetryDelay
         self.maximumRetryDelay = maximumRetryDelay
         self.shutdownTimeout = shutdownTimeout
+        self.drainWindow = drainWindow
+        self.spillDirectory = spillDirectory
         self.clusterShards = clusterShards
-        self.ledgerRetention = ledgerRetention
-        self.ledgerPruneInterval = ledgerPruneInterval
+        self.limits = limits
+        self.upkeepInterval = upkeepInterval
         self.maximumStaleness = maximumStaleness
+        self.migrateOnStart = migrateOnStart
     }
 }

@@ -5,10 +5,12 @@ import Logging
 import ServiceLifecycle
 
 /// Writes the buffer to PostgreSQL: periodically, early when many keys wait, and soon after a
-/// `wait=commit` request arrives. On graceful shutdown it writes everything left, then returns.
+/// `wait=commit` request arrives. On graceful shutdown it writes everything left, by a deadline.
 ///
-/// A failed flush keeps its batch and retries it with the same ``BatchID`` and an exponential
-/// back-off, while new increments keep buffering for the batches after it.
+/// It first starts the node's storage (migrations, the cluster-shard agreement, the node's ledger
+/// entry, spilled batches), retrying for as long as the database is away; the HTTP server answers
+/// meanwhile, not ready. A failed flush keeps its batch and retries it with the same ``BatchID``
+/// and an exponential back-off, while new increments keep buffering for the batches after it.
 public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// Why the flusher was woken.
     public enum Wake: Sendable {
@@ -28,6 +30,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let shardMap: ClusterShardMap
     let metrics: NodeMetrics
     let health: NodeHealth
+    let spill: SpillDirectory?
     let logger: Logger
     /// This process's identity in the flush ledger; fresh at every start.
     public let nodeID: String
@@ -44,6 +47,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         settings: FlushSettings,
         metrics: NodeMetrics,
         health: NodeHealth,
+        spill: SpillDirectory?,
         nodeID: String,
         logger: Logger
     ) {
@@ -53,6 +57,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         self.shardMap = ClusterShardMap(shardCount: settings.clusterShards)
         self.metrics = metrics
         self.health = health
+        self.spill = spill
         self.nodeID = nodeID
         self.logger = logger
         // Wake-ups coalesce: one pending wake-up is as good as many.
@@ -66,20 +71,84 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
 
     public func run() async throws {
         var state = FlushState()
-        self.health.recordDatabase(reachable: await self.store.isReachable())
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.tickPeriodically() }
-            await withGracefulShutdownHandler {
-                for await wake in self.wakeups {
-                    await self.handle(wake, state: &state)
+        let started = try await cancelWhenGracefulShutdown { try await self.startUp() }
+        if started {
+            self.health.enter(.serving)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.tickPeriodically() }
+                group.addTask { await self.probeDatabase() }
+                await withGracefulShutdownHandler {
+                    for await wake in self.wakeups {
+                        await self.handle(wake, state: &state)
+                    }
+                } onGracefulShutdown: {
+                    self.wakeupContinuation.finish()
                 }
-            } onGracefulShutdown: {
-                self.wakeupContinuation.finish()
+                group.cancelAll()
             }
-            group.cancelAll()
         }
-        self.health.recordShutdown()
-        await self.flushRemaining(state: &state)
+        self.health.enter(.stopping)
+        try await self.flushRemaining(state: &state, registered: started)
+    }
+
+    // MARK: Start-up
+
+    /// Prepares the database for this node, retrying while it is unreachable; false if shutdown
+    /// came first. Errors that waiting cannot fix (a schema newer than this build, a different
+    /// cluster-shard count) are thrown.
+    private func startUp() async throws -> Bool {
+        var attempt = 0
+        while !Task.isCancelled {
+            attempt += 1
+            do {
+                if self.settings.migrateOnStart {
+                    try await self.store.migrate()
+                }
+                try await self.store.agree(onClusterSetting: "cluster_shards", value: Int64(self.settings.clusterShards))
+                try await self.store.register(nodeID: self.nodeID)
+                self.health.recordDatabase(reachable: true)
+                try await self.replaySpilledBatches()
+                self.logger.info("storage ready", metadata: ["startup.attempts": "\(attempt)"])
+                return true
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                if Task.isCancelled { break }
+                self.health.recordDatabase(reachable: false)
+                self.logger.warning(
+                    "database not ready; retrying",
+                    metadata: ["startup.attempt": "\(attempt)", "error": "\(describe(error))"]
+                )
+                try? await Task.sleep(for: min(self.settings.initialRetryDelay * (1 << min(attempt, 6)), .seconds(2)))
+            }
+        }
+        return false
+    }
+
+    /// Applies batches other nodes left in the spill directory, each exactly once.
+    private func replaySpilledBatches() async throws {
+        guard let spill = self.spill else { return }
+        let spilled = try spill.batches(shardMap: self.shardMap)
+        guard !spilled.isEmpty else { return }
+        var nodes = Set<String>()
+        for entry in spilled {
+            let result = try await self.store.apply(entry.batch, mayHaveCommittedBefore: entry.mayHaveCommitted)
+            self.recordQuarantine(result, batch: entry.batch)
+            try spill.remove(entry)
+            nodes.insert(entry.batch.id.nodeID)
+            self.logger.notice(
+                "applied a spilled batch",
+                metadata: [
+                    "flush.batch": "\(entry.batch.id)", "flush.keys": "\(entry.batch.count)",
+                    "flush.disposition": "\(result.disposition)",
+                ]
+            )
+        }
+        let remaining = Set(try spill.batches(shardMap: self.shardMap).map(\.batch.id.nodeID))
+        for node in nodes.subtracting(remaining) {
+            // That node has nothing left to retry: its ledger entry can go.
+            try await self.store.deregister(nodeID: node, deadline: .now + self.settings.limits.attemptTimeout)
+        }
     }
 
     // MARK: The loop
@@ -95,14 +164,29 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Checks the database every second, apart from the flushes, so that `/readyz` turns within
+    /// about two seconds of an outage even while a flush hangs or no traffic comes.
+    private func probeDatabase() async {
+        while !Task.isCancelled {
+            let reachable = await self.store.isReachable(deadline: .now + .seconds(1))
+            self.health.recordDatabase(reachable: reachable)
+            do {
+                try await Task.sleep(for: .seconds(1))
+            } catch {
+                return
+            }
+        }
+    }
+
     private func handle(_ wake: Wake, state: inout FlushState) async {
         // Backing off after a failure: only the retry wake-up retries; ticks still do upkeep.
         let backingOff = state.retained != nil && ContinuousClock.now < state.nextRetry
         if !backingOff {
             await self.flushAfterWake(wake, state: &state)
         }
-        if case .tick = wake {
-            await self.performUpkeep(state: &state)
+        if case .tick = wake, ContinuousClock.now - state.lastUpkeep >= self.settings.upkeepInterval {
+            state.lastUpkeep = .now
+            await self.performUpkeep()
         }
         self.metrics.observe(self.buffer)
     }
@@ -138,8 +222,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         case failed
     }
 
-    /// Writes the retained batch, or else everything buffered.
-    private func flushOnce(state: inout FlushState) async -> FlushOutcome {
+    /// Writes the retained batch, or else everything buffered, giving up at `deadline`.
+    private func flushOnce(state: inout FlushState, deadline: ContinuousClock.Instant? = nil) async -> FlushOutcome {
         if state.retained == nil {
             let pending = self.buffer.drain()
             if pending.isEmpty { return .idle }
@@ -154,144 +238,186 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         guard var retained = state.retained else { return .idle }
         retained.attempts += 1
         if retained.attempts > 1 { self.metrics.flushRetries.increment() }
-        state.retained = retained
 
         let batch = retained.batch
         let started = ContinuousClock.now
+        self.health.recordFlush(startedAt: started)
+        defer { self.health.recordFlush(startedAt: nil) }
         do {
-            let result = try await self.store.apply(batch, totalsFor: retained.waiters.map(\.key))
+            let result = try await self.store.apply(
+                batch,
+                totalsFor: retained.waiters.map(\.key),
+                mayHaveCommittedBefore: retained.mayHaveCommitted,
+                deadline: deadline
+            )
             let elapsed = ContinuousClock.now - started
             self.metrics.flushes.increment()
             self.metrics.flushDuration.recordNanoseconds(elapsed.nanoseconds)
             self.metrics.batchKeys.record(batch.count)
             self.metrics.lockWait.recordNanoseconds(result.lockWait.nanoseconds)
-            if result.wasAlreadyApplied { self.metrics.alreadyAppliedBatches.increment() }
-            if !result.quarantined.isEmpty {
-                self.metrics.quarantinedIncrements.increment(by: result.quarantined.count)
-                self.logger.warning(
-                    "quarantined increments whose totals would leave bigint",
-                    metadata: ["flush.batch": "\(batch.id)", "flush.quarantined": "\(result.quarantined.count)"]
-                )
-            }
+            if result.disposition == .alreadyApplied { self.metrics.alreadyAppliedBatches.increment() }
+            self.recordQuarantine(result, batch: batch)
             self.logger.debug(
                 "flushed",
                 metadata: [
                     "flush.batch": "\(batch.id)", "flush.keys": "\(batch.count)",
                     "flush.attempts": "\(retained.attempts)", "flush.duration": "\(elapsed)",
-                    "flush.alreadyApplied": "\(result.wasAlreadyApplied)",
+                    "flush.disposition": "\(result.disposition)",
                 ]
             )
             for waiter in retained.waiters {
-                if let reason = result.quarantined[waiter.key] {
-                    waiter.resume(with: .quarantined(reason: reason))
-                } else if let total = result.totals[waiter.key] {
-                    waiter.resume(with: .committed(total: total))
-                } else {
-                    waiter.resume(with: .abandoned(reason: "the flush returned no total for this key"))
-                }
+                waiter.resume(with: Self.outcome(for: waiter.key, in: result))
             }
             state.retained = nil
             state.consecutiveFailures = 0
-            state.lastDatabaseContact = .now
             self.health.recordDatabase(reachable: true)
+            self.health.recordFlush(failed: false)
             return .flushed
         } catch {
+            retained.mayHaveCommitted = retained.mayHaveCommitted || error.mayHaveCommitted
+            state.retained = retained
             state.consecutiveFailures += 1
             self.metrics.flushFailures.increment()
-            self.health.recordDatabase(reachable: false)
+            self.health.recordFlush(failed: true)
             self.logger.error(
                 "flush failed; the batch is kept and retried",
                 metadata: [
                     "flush.batch": "\(batch.id)", "flush.keys": "\(batch.count)",
-                    "flush.attempts": "\(retained.attempts)", "error": "\(describe(error))",
+                    "flush.attempts": "\(retained.attempts)", "flush.mayHaveCommitted": "\(retained.mayHaveCommitted)",
+                    "error": "\(describe(error.underlying))",
                 ]
             )
             return .failed
         }
     }
 
-    /// Periodic chores: prune the ledger, and probe the database when idle so `/readyz` stays true.
-    private func performUpkeep(state: inout FlushState) async {
-        let now = ContinuousClock.now
-        if now - state.lastLedgerPrune >= self.settings.ledgerPruneInterval {
-            state.lastLedgerPrune = now
-            do {
-                let pruned = try await self.store.pruneLedger(olderThan: self.settings.ledgerRetention)
-                self.metrics.prunedLedgerRows.increment(by: pruned)
-            } catch {
-                self.logger.warning("pruning the flush ledger failed", metadata: ["error": "\(describe(error))"])
-            }
+    /// What a waiter on `key` is told once `result` committed.
+    static func outcome(for key: CounterKey, in result: FlushResult) -> CommitOutcome {
+        if result.disposition == .outcomeUnknown {
+            return .unknown(reason: CounterStore.unknownOutcomeReason)
         }
-        if state.retained == nil && now - state.lastDatabaseContact >= .seconds(5) {
-            let reachable = await self.store.isReachable()
-            self.health.recordDatabase(reachable: reachable)
-            if reachable { state.lastDatabaseContact = now }
+        if let reason = result.quarantined[key] {
+            return .quarantined(reason: reason)
+        }
+        if let total = result.totals[key] {
+            return .committed(total: total)
+        }
+        return .unknown(reason: "the flush committed but returned no total for this key")
+    }
+
+    private func recordQuarantine(_ result: FlushResult, batch: FlushBatch) {
+        guard !result.quarantined.isEmpty else { return }
+        self.metrics.quarantinedIncrements.increment(by: result.quarantined.count)
+        self.logger.warning(
+            "quarantined increments",
+            metadata: [
+                "flush.batch": "\(batch.id)", "flush.quarantined": "\(result.quarantined.count)",
+                "flush.disposition": "\(result.disposition)",
+            ]
+        )
+    }
+
+    /// Periodic chores: keep this node's ledger entry alive, prune expired ones, and apply what
+    /// other nodes spilled.
+    private func performUpkeep() async {
+        let deadline = ContinuousClock.now + self.settings.limits.attemptTimeout
+        do {
+            try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
+            let pruned = try await self.store.pruneLedger(deadline: deadline)
+            self.metrics.prunedLedgerRows.increment(by: pruned)
+            try await self.replaySpilledBatches()
+        } catch {
+            self.logger.warning("ledger upkeep failed", metadata: ["error": "\(describe(error))"])
         }
     }
 
-    /// The final flush: keep trying until everything is written or the shutdown timeout passes.
-    private func flushRemaining(state: inout FlushState) async {
-        let deadline = ContinuousClock.now + self.settings.shutdownTimeout
+    // MARK: Shutdown
+
+    /// The final flush: keep trying until everything is written or the shutdown deadline nears;
+    /// then spill what is left (or, with no spill directory, report it lost) and throw.
+    private func flushRemaining(state: inout FlushState, registered: Bool) async throws {
+        // Leave a moment after the last attempt for the spill and the exit.
+        let deadline = self.health.shutdownDeadline(timeout: self.settings.shutdownTimeout) - .milliseconds(500)
         self.logger.info("final flush", metadata: ["flush.pendingKeys": "\(self.buffer.pendingKeys)"])
-        while true {
-            switch await self.flushOnce(state: &state) {
+        while registered {
+            let attemptDeadline = min(deadline, .now + self.settings.limits.attemptTimeout)
+            switch await self.flushOnce(state: &state, deadline: attemptDeadline) {
             case .idle:
                 self.logger.info("final flush complete", metadata: ["flush.batches": "\(state.sequence)"])
+                do {
+                    try await self.store.deregister(nodeID: self.nodeID, deadline: min(deadline, .now + .seconds(2)))
+                } catch {
+                    // Harmless: the entry expires after the ledger retention.
+                    self.logger.notice("could not remove this node's ledger entry", metadata: ["error": "\(describe(error))"])
+                }
                 return
             case .flushed:
                 continue
             case .failed:
-                break
+                let delay = state.retryDelay(settings: self.settings)
+                if ContinuousClock.now + delay >= deadline { break }
+                try? await Task.sleep(for: delay)
+                continue
             }
-            let delay = state.retryDelay(settings: self.settings)
-            if ContinuousClock.now + delay > deadline { break }
-            try? await Task.sleep(for: delay)
+            break
         }
-        var abandoned = self.buffer.drain()
-        var lostKeys = abandoned.deltas.count
-        if let retained = state.retained {
-            lostKeys += retained.batch.count
-            abandoned.waiters.append(contentsOf: retained.waiters)
+        try self.setAsideUnwritten(state: &state)
+    }
+
+    /// Spills (or reports lost) the retained batch and everything still buffered, answers every
+    /// waiter with what is now true, and throws ``FinalFlushIncomplete``.
+    private func setAsideUnwritten(state: inout FlushState) throws {
+        var unwritten: [RetainedBatch] = []
+        if let retained = state.retained { unwritten.append(retained) }
+        let pending = self.buffer.drain()
+        if !pending.isEmpty {
+            state.sequence += 1
+            let batch = FlushBatch(
+                id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
+                deltas: pending.deltas,
+                shardMap: self.shardMap
+            )
+            unwritten.append(RetainedBatch(batch: batch, waiters: pending.waiters))
         }
-        for waiter in abandoned.waiters {
-            waiter.resume(with: .abandoned(reason: "the node shut down before the database accepted the increment"))
+        state.retained = nil
+        var spilledKeys = 0
+        var lostKeys = 0
+        for retained in unwritten {
+            let outcome: CommitOutcome
+            do {
+                guard let spill = self.spill else { throw SpillUnavailable() }
+                let path = try spill.write(retained.batch, mayHaveCommitted: retained.mayHaveCommitted)
+                spilledKeys += retained.batch.count
+                outcome = .pending(reason: "the database was unreachable at shutdown; the increment was spilled to disk and is applied when a node starts with the spill directory")
+                self.logger.warning(
+                    "spilled a batch the database could not take at shutdown",
+                    metadata: ["flush.batch": "\(retained.batch.id)", "flush.keys": "\(retained.batch.count)", "spill.file": "\(path)"]
+                )
+            } catch {
+                lostKeys += retained.batch.count
+                outcome =
+                    retained.mayHaveCommitted
+                    ? .unknown(reason: "the node shut down after a commit whose answer was lost")
+                    : .notCommitted(reason: "the node shut down before the database accepted the increment")
+                self.logger.critical(
+                    "shutdown deadline passed with increments unwritten; they are lost",
+                    metadata: [
+                        "flush.batch": "\(retained.batch.id)", "flush.keys": "\(retained.batch.count)",
+                        "flush.mayHaveCommitted": "\(retained.mayHaveCommitted)", "error": "\(describe(error))",
+                    ]
+                )
+            }
+            for waiter in retained.waiters {
+                waiter.resume(with: outcome)
+            }
         }
-        self.logger.critical(
-            "shutdown timeout passed with increments unwritten; they are lost",
-            metadata: ["flush.lostKeys": "\(lostKeys)", "flush.timeout": "\(self.settings.shutdownTimeout)"]
-        )
+        if spilledKeys > 0 || lostKeys > 0 {
+            throw FinalFlushIncomplete(spilledKeys: spilledKeys, lostKeys: lostKeys)
+        }
     }
 }
 
-/// A batch that has been drained from the buffer and not yet committed.
-struct RetainedBatch {
-    let batch: FlushBatch
-    let waiters: [CommitWaiter]
-    var attempts = 0
-}
-
-/// The flush loop's own state, touched by the loop alone.
-struct FlushState {
-    var sequence: Int64 = 0
-    var retained: RetainedBatch?
-    var consecutiveFailures = 0
-    var lastLedgerPrune = ContinuousClock.now
-    var lastDatabaseContact = ContinuousClock.now
-    /// While a retained batch backs off, the earliest time to retry it.
-    var nextRetry = ContinuousClock.now
-
-    /// Exponential back-off: the initial delay doubled per consecutive failure, capped.
-    func retryDelay(settings: FlushSettings) -> Duration {
-        let exponent = min(max(self.consecutiveFailures - 1, 0), 20)
-        return min(settings.initialRetryDelay * (1 << exponent), settings.maximumRetryDelay)
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds, saturating.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : whole &+ attoseconds / 1_000_000_000
-    }
+/// No spill directory is configured.
+struct SpillUnavailable: Error, CustomStringConvertible {
+    var description: String { "no spill directory is configured (FLUSH_SPILL_DIR)" }
 }

@@ -53,7 +53,7 @@ extension APIError {
             self.init(
                 status: .unprocessableContent,
                 code: "value_out_of_range",
-                message: "the pending total for key \"\(key)\" would leave \(Int64.min)...\(Int64.max); nothing was applied"
+                message: "the pending total for key \"\(key.string)\" would leave \(Int64.min)...\(Int64.max); nothing was applied"
             )
         }
     }
@@ -63,6 +63,14 @@ extension APIError {
         status: .serviceUnavailable,
         code: "overloaded",
         message: "the node is buffering its maximum number of keys; retry after a flush",
+        headers: [.retryAfter: "1"]
+    )
+
+    /// The database did not answer in time: retry later.
+    static let databaseUnavailable = APIError(
+        status: .serviceUnavailable,
+        code: "database_unavailable",
+        message: "the database did not answer; retry later",
         headers: [.retryAfter: "1"]
     )
 

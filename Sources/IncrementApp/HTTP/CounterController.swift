@@ -2,10 +2,13 @@ import Foundation
 import Hummingbird
 import IncrementCore
 import IncrementStore
+import Logging
 
 /// `GET /counters/{key}`: the committed value from PostgreSQL.
 struct CounterController<Context: RequestContext>: Sendable {
     let store: CounterStore
+    /// The longest a read waits for the database before answering `503`.
+    let readTimeout: Duration
 
     static var pathPrefix: String { "/counters/" }
 
@@ -23,23 +26,29 @@ struct CounterController<Context: RequestContext>: Sendable {
 
     @Sendable func counter(_ request: Request, context: Context) async throws -> Response {
         let key = try Self.key(fromPath: request.uri.path)
-        guard let value = try await self.store.value(forKey: key) else {
-            throw APIError(status: .notFound, code: "not_found", message: "no counter named \"\(key)\"")
+        let value: Int64?
+        do {
+            value = try await self.store.value(forKey: key, deadline: .now + self.readTimeout)
+        } catch {
+            context.logger.warning("counter read failed", metadata: ["error": "\(describe(error))"])
+            throw APIError.databaseUnavailable
         }
-        return Response.json(Counter(key: key, value: value))
+        guard let value else {
+            throw APIError(status: .notFound, code: "not_found", message: "no counter named \"\(key.string)\"")
+        }
+        return Response.json(Counter(key: key.string, value: value))
     }
 
     /// The percent-decoded key after `/counters/`, checked against the key rules.
-    static func key(fromPath path: String) throws -> String {
+    static func key(fromPath path: String) throws -> CounterKey {
         let encoded = path.dropFirst(Self.pathPrefix.count)
         guard let key = encoded.removingPercentEncoding else {
             throw APIError(status: .badRequest, code: "invalid_key", message: "key is not valid percent-encoded UTF-8")
         }
         do throws(IncrementInputError) {
-            try Increment.validate(key: key)
+            return try CounterKey(validating: key)
         } catch {
             throw APIError(error)
         }
-        return key
     }
 }

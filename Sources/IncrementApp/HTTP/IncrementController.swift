@@ -11,6 +11,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
     let maximumBodyBytes: Int
     let maximumBatchItems: Int
     let earlyFlushKeys: Int
+    let commitWaitTimeout: Duration
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -78,35 +79,39 @@ struct IncrementController<Context: RequestContext>: Sendable {
         let value: Int64
     }
 
+    /// Accepted, not yet committed: the same promise as a plain `202`.
+    struct PendingCounter: Encodable {
+        let key: String
+        let status: String
+        let message: String
+    }
+
     // MARK: Helpers
 
     private func incrementAndWait(_ increment: Increment) async throws -> Response {
-        let admission: Result<CommitOutcome, AdmissionError> = await withCheckedContinuation { continuation in
-            let waiter = CommitWaiter(key: increment.key) { outcome in
-                continuation.resume(returning: .success(outcome))
-            }
-            do throws(AdmissionError) {
-                try self.buffer.add(increment, waiter: waiter)
-                self.flusher.wake(.commitWaiter)
-            } catch {
-                continuation.resume(returning: .failure(error))
-            }
-        }
-        switch admission {
-        case .failure(let error):
+        let wait = CommitWait()
+        do throws(AdmissionError) {
+            try self.buffer.add(increment, waiter: wait.waiter(for: increment.key))
+        } catch {
             throw self.refusal(error)
-        case .success(.committed(let total)):
-            self.metrics.acceptedIncrements.increment()
-            return Response.json(CommittedCounter(key: increment.key, value: total))
-        case .success(.quarantined(let reason)):
-            self.metrics.acceptedIncrements.increment()
+        }
+        self.metrics.acceptedIncrements.increment()
+        self.flusher.wake(.commitWaiter)
+        switch await wait.outcome(timeout: self.commitWaitTimeout) {
+        case .committed(let total):
+            return Response.json(CommittedCounter(key: increment.key.string, value: total))
+        case .pending(let reason):
+            return Response.json(PendingCounter(key: increment.key.string, status: "pending", message: reason), status: .accepted)
+        case .quarantined(let reason):
             throw APIError(
                 status: .unprocessableContent,
                 code: "value_out_of_range",
                 message: "the increment was quarantined, not applied: \(reason)"
             )
-        case .success(.abandoned(let reason)):
+        case .notCommitted(let reason):
             throw APIError(status: .serviceUnavailable, code: "not_committed", message: reason)
+        case .unknown(let reason):
+            throw APIError(status: .internalServerError, code: "outcome_unknown", message: reason)
         }
     }
 

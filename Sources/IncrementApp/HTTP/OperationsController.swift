@@ -9,6 +9,7 @@ struct OperationsController<Context: RequestContext>: Sendable {
     let metrics: NodeMetrics
     let registry: PrometheusCollectorRegistry
     let maximumStaleness: Duration
+    let maximumFlushAge: Duration
     let documents: APIDocuments
 
     var endpoints: RouteCollection<Context> {
@@ -34,7 +35,11 @@ struct OperationsController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func readyz(_ request: Request, context: Context) throws -> Response {
-        let reasons = self.health.unreadyReasons(buffer: self.buffer, maximumStaleness: self.maximumStaleness)
+        let reasons = self.health.unreadyReasons(
+            buffer: self.buffer,
+            maximumStaleness: self.maximumStaleness,
+            maximumFlushAge: self.maximumFlushAge
+        )
         guard reasons.isEmpty else {
             throw APIError(status: .serviceUnavailable, code: "not_ready", message: reasons.joined(separator: "; "))
         }

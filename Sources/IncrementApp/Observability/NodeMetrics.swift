@@ -48,11 +48,3 @@ public struct NodeMetrics: Sendable {
         self.oldestPendingAge.record(age.seconds)
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

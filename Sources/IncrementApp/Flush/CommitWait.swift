@@ -1,0 +1,57 @@
+import IncrementCore
+import ServiceLifecycle
+import Synchronization
+
+/// One `wait=commit` request's wait for its outcome, answered by whichever comes first: the
+/// flush that carries the increment, the wait timeout, or the node's shutdown.
+///
+/// The later answers are ignored, so a flush that commits after the timeout answered changes
+/// nothing for the client, which was told `pending` (accepted, to be written) in any case.
+final class CommitWait: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<CommitOutcome, Never>?)
+        case answered(CommitOutcome)
+    }
+
+    private let state = Mutex(State.waiting(nil))
+
+    /// The waiter to hand to the buffer.
+    func waiter(for key: CounterKey) -> CommitWaiter {
+        CommitWaiter(key: key) { outcome in self.answer(outcome) }
+    }
+
+    /// Answers the wait, unless it has been answered already.
+    func answer(_ outcome: CommitOutcome) {
+        let continuation: CheckedContinuation<CommitOutcome, Never>? = self.state.withLock { state in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .answered(outcome)
+            return continuation
+        }
+        continuation?.resume(returning: outcome)
+    }
+
+    /// Waits for the outcome, at most `timeout`, and no longer than the node keeps serving.
+    func outcome(timeout: Duration) async -> CommitOutcome {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                    self.answer(.pending(reason: "not committed within \(timeout); the increment stays buffered and is applied by a later flush"))
+                }
+                let outcome = await withCheckedContinuation { continuation in
+                    let answered: CommitOutcome? = self.state.withLock { state in
+                        switch state {
+                        case .answered(let outcome): return outcome
+                        case .waiting: state = .waiting(continuation); return nil
+                        }
+                    }
+                    if let answered { continuation.resume(returning: answered) }
+                }
+                group.cancelAll()
+                return outcome
+            }
+        } onGracefulShutdown: {
+            self.answer(.pending(reason: "the node is shutting down; its final flush writes the increment"))
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import IncrementCore
+
+/// Batches written to disk by a node that could not reach PostgreSQL at shutdown, and read back
+/// by any node started with the same directory, which applies them through the normal flush
+/// (and so through the ledger: a spilled batch is applied exactly once, even if its node's last
+/// attempt committed after all).
+///
+/// One file per batch, `<node id>.<sequence>.spill.json`, written to a temporary name, fsynced,
+/// renamed, and the directory fsynced: a file that exists is whole.
+public struct SpillDirectory: Sendable {
+    /// One spilled batch as stored: keys as base64 of their exact UTF-8 bytes.
+    struct Record: Codable {
+        var node: String
+        var sequence: Int64
+        var mayHaveCommitted: Bool
+        var keys: [Data]
+        var deltas: [Int64]
+    }
+
+    /// A batch read back from the directory.
+    public struct SpilledBatch: Sendable {
+        /// Where it is stored; remove it once applied.
+        public let path: String
+        /// The batch, with its original id.
+        public let batch: FlushBatch
+        /// Whether an attempt of the batch may have committed before it was spilled.
+        public let mayHaveCommitted: Bool
+    }
+
+    /// The directory.
+    public let path: String
+
+    /// Creates the directory if needed.
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// Writes `batch` durably; returns the file's path.
+    @discardableResult
+    public func write(_ batch: FlushBatch, mayHaveCommitted: Bool) throws -> String {
+        let record = Record(
+            node: batch.id.nodeID,
+            sequence: batch.id.sequence,
+            mayHaveCommitted: mayHaveCommitted,
+            keys: batch.keys.map { key in key.withUTF8 { Data($0) } },
+            deltas: batch.deltas
+        )
+        let data = try JSONEncoder().encode(record)
+        let name = "\(batch.id.nodeID).\(batch.id.sequence).spill.json"
+        let final = (self.path as NSString).appendingPathComponent(name)
+        let temporary = final + ".partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary])
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        if rename(temporary, final) != 0 {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: final])
+        }
+        try self.synchronizeDirectory()
+        return final
+    }
+
+    /// Every whole spilled batch, in (node, sequence) order: a node's batches apply in order.
+    public func batches(shardMap: ClusterShardMap) throws -> [SpilledBatch] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: self.path)
+            .filter { $0.hasSuffix(".spill.json") }
+        var batches: [SpilledBatch] = []
+        for name in names {
+            let path = (self.path as NSString).appendingPathComponent(name)
+            let record = try JSONDecoder().decode(Record.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            let keys = record.keys.map { CounterKey(trusted: String(decoding: $0, as: UTF8.self)) }
+            let batch = FlushBatch(
+                id: BatchID(nodeID: record.node, sequence: record.sequence),
+                keys: keys,
+                deltas: record.deltas,
+                shardMap: shardMap
+            )
+            batches.append(SpilledBatch(path: path, batch: batch, mayHaveCommitted: record.mayHaveCommitted))
+        }
+        return batches.sorted {
+            ($0.batch.id.nodeID, $0.batch.id.sequence) < ($1.batch.id.nodeID, $1.batch.id.sequence)
+        }
+    }
+
+    /// Removes an applied batch's file, durably.
+    public func remove(_ spilled: SpilledBatch) throws {
+        try FileManager.default.removeItem(atPath: spilled.path)
+        try self.synchronizeDirectory()
+    }
+
+    private func synchronizeDirectory() throws {
+        let descriptor = open(self.path, O_RDONLY)
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+}

@@ -1,0 +1,37 @@
+import Hummingbird
+
+/// Sets the `Connection` header of responses.
+///
+/// - While the node drains before shutdown: `close`, so that nginx (and any HTTP/1.1 client)
+///   closes each connection after its response, and no request is ever sent on a connection the
+///   node is about to close (which nginx would have to answer `502`).
+/// - Otherwise, `keep-alive` to requests that ask for it: HTTP/1.0 clients such as `ab -k` keep a
+///   connection open only if the response says so; without it they wait for the server to close.
+public struct ConnectionMiddleware<Context: RequestContext>: RouterMiddleware {
+    let health: NodeHealth
+
+    /// Creates the middleware.
+    public init(health: NodeHealth) {
+        self.health = health
+    }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var response = try await next(request, context)
+        if self.health.isShuttingDown {
+            response.headers[.connection] = "close"
+        } else if let connection = request.headers[.connection], Self.asksForKeepAlive(connection) {
+            response.headers[.connection] = "keep-alive"
+        }
+        return response
+    }
+
+    static func asksForKeepAlive(_ header: String) -> Bool {
+        header.split(separator: ",").contains { token in
+            token.filter { $0 != " " && $0 != "\t" }.lowercased() == "keep-alive"
+        }
+    }
+}

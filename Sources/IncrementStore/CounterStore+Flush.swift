@@ -1,0 +1,208 @@
+import IncrementCore
+import Logging
+import PostgresNIO
+import Synchronization
+
+extension CounterStore {
+    /// Applies `batch` in one transaction, exactly once however often it is retried.
+    ///
+    /// 1. `begin_flush` bounds the transaction (``FlushLimits``), takes the advisory locks of the
+    ///    batch's cluster shards in ascending order (flushes touching the same keys queue instead
+    ///    of deadlocking) and claims the batch in the node's ledger row: a batch whose sequence
+    ///    is not above the node's high-water mark was applied before, and nothing more is written.
+    /// 2. The single upsert over `unnest` arrays. Keys whose total would leave bigint are moved
+    ///    to `quarantined_increments` in the same statement; the rest commit.
+    ///
+    /// The attempt ends by `deadline` whatever the network does: past it the connection is
+    /// closed. A failure says whether the batch may have committed all the same.
+    ///
+    /// - Parameters:
+    ///   - wantedKeys: the keys whose committed totals the caller wants back.
+    ///   - mayHaveCommittedBefore: an earlier attempt of this batch may have committed. If the
+    ///     node's ledger row is gone (pruned after a very long outage), such a batch is
+    ///     quarantined rather than applied a second time; otherwise the row is recreated.
+    public func apply(
+        _ batch: FlushBatch,
+        totalsFor wantedKeys: [CounterKey] = [],
+        mayHaveCommittedBefore: Bool = false,
+        deadline: ContinuousClock.Instant? = nil
+    ) async throws(FlushFailure) -> FlushResult {
+        let attempt = FlushAttempt()
+        let deadline = deadline ?? .now + self.limits.attemptTimeout
+        do {
+            return try await withDeadline(deadline, onExpiry: { attempt.abandon() }) {
+                try await self.client.withConnection { connection in
+                    try attempt.begin(on: connection)
+                    return try await connection.withTransaction(logger: self.logger) { connection in
+                        let result = try await self.applyInTransaction(
+                            batch,
+                            wantedKeys: wantedKeys,
+                            mayRegister: !mayHaveCommittedBefore,
+                            on: connection
+                        )
+                        // What is left is COMMIT: from here on, a lost answer leaves the outcome open.
+                        attempt.committing()
+                        return result
+                    }
+                }
+            }
+        } catch {
+            throw FlushFailure(underlying: error, mayHaveCommitted: attempt.mayHaveCommitted(after: error))
+        }
+    }
+
+    private func applyInTransaction(
+        _ batch: FlushBatch,
+        wantedKeys: [CounterKey],
+        mayRegister: Bool,
+        on connection: PostgresConnection
+    ) async throws -> FlushResult {
+        let lockStart = ContinuousClock.now
+        let nodeID = batch.id.nodeID
+        let sequence = batch.id.sequence
+        let claim = try await connection.query(
+            """
+            SELECT begin_flush(\(AdvisoryLockSpace.clusterShards), \(batch.clusterShards), \(nodeID)::uuid, \(sequence),
+                \(mayRegister), \(self.limits.ledgerRetention.seconds),
+                \(self.limits.attemptTimeout.postgresMilliseconds), \(self.limits.stallTimeout.postgresMilliseconds))
+            """,
+            logger: self.logger
+        )
+        var disposition = "new"
+        for try await value in claim.decode(String.self) { disposition = value }
+        var result = FlushResult(lockWait: ContinuousClock.now - lockStart)
+        let wanted = wantedKeys.map(\.string)
+
+        switch disposition {
+        case "applied":
+            result.disposition = .alreadyApplied
+            let rows = try await connection.query(
+                """
+                SELECT key, value, NULL FROM counters WHERE key = ANY(\(wanted)::text[])
+                UNION ALL
+                SELECT key, NULL, reason FROM quarantined_increments WHERE node_id = \(nodeID)::uuid AND seq = \(sequence)
+                """,
+                logger: self.logger
+            )
+            try await result.collect(rows)
+        case "unknown":
+            result.disposition = .outcomeUnknown
+            let rows = try await connection.query(
+                """
+                INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
+                SELECT \(nodeID)::uuid, \(sequence), key, delta, \(Self.unknownOutcomeReason)
+                FROM unnest(\(batch.keyStrings)::text[], \(batch.deltas)::bigint[]) AS u(key, delta)
+                RETURNING key, NULL::bigint, reason
+                """,
+                logger: self.logger
+            )
+            try await result.collect(rows)
+        default:
+            let rows = try await connection.query(
+                """
+                WITH input AS (
+                    SELECT key, delta FROM unnest(\(batch.keyStrings)::text[], \(batch.deltas)::bigint[]) AS u(key, delta)
+                ), out_of_range AS (
+                    SELECT input.key, input.delta FROM input JOIN counters ON counters.key = input.key
+                    WHERE counters.value::numeric + input.delta NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+                ), quarantined AS (
+                    INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
+                    SELECT \(nodeID)::uuid, \(sequence), key, delta, \(Self.outOfRangeReason) FROM out_of_range
+                    RETURNING key, reason
+                ), upserted AS (
+                    INSERT INTO counters AS c (key, value, updated_at)
+                    SELECT key, delta, now() FROM input
+                    WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)
+                    ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
+                    RETURNING key, value
+                )
+                SELECT key, value, NULL FROM upserted WHERE key = ANY(\(wanted)::text[])
+                UNION ALL
+                SELECT key, NULL, reason FROM quarantined
+                """,
+                logger: self.logger
+            )
+            try await result.collect(rows)
+        }
+        return result
+    }
+
+    /// The reason recorded for a batch whose earlier attempt may have committed and whose
+    /// ledger entry no longer says.
+    public static let unknownOutcomeReason =
+        "outcome unknown: the node's ledger entry expired while a commit's answer was lost; may already be applied"
+}
+
+extension FlushResult {
+    /// Reads `(key, total, quarantine reason)` rows: a quarantine record wins over a total.
+    fileprivate mutating func collect(_ rows: PostgresRowSequence) async throws {
+        for try await (text, value, reason) in rows.decode((String, Int64?, String?).self) {
+            let key = CounterKey(trusted: text)
+            if let reason {
+                self.quarantined[key] = reason
+                self.totals[key] = nil
+            } else if let value, self.quarantined[key] == nil {
+                self.totals[key] = value
+            }
+        }
+    }
+}
+
+/// Where one flush attempt got to: what decides whether a failure may hide a commit.
+final class FlushAttempt: Sendable {
+    private enum Phase {
+        case leasing
+        case transaction(PostgresConnection)
+        case committing(PostgresConnection)
+        case abandoned
+    }
+
+    private let phase = Mutex(Phase.leasing)
+
+    /// The attempt holds `connection`; throws if the deadline already gave up on it.
+    func begin(on connection: PostgresConnection) throws {
+        let abandoned = self.phase.withLock { phase in
+            if case .abandoned = phase { return true }
+            phase = .transaction(connection)
+            return false
+        }
+        if abandoned { throw DeadlineExceeded() }
+    }
+
+    /// Everything but COMMIT has run.
+    func committing() {
+        self.phase.withLock { phase in
+            if case .transaction(let connection) = phase { phase = .committing(connection) }
+        }
+    }
+
+    /// The deadline passed: close the connection so that whatever waits on it fails now.
+    func abandon() {
+        let connection: PostgresConnection? = self.phase.withLock { phase in
+            defer { if case .leasing = phase { phase = .abandoned } }
+            switch phase {
+            case .transaction(let connection), .committing(let connection): return connection
+            case .leasing, .abandoned: return nil
+            }
+        }
+        if let connection { connection.close().whenComplete { _ in } }
+    }
+
+    /// Whether the attempt that failed with `error` may have committed: only if COMMIT was sent
+    /// and no answer from the server came back.
+    func mayHaveCommitted(after error: any Error) -> Bool {
+        let reachedCommit = self.phase.withLock { phase in
+            if case .committing = phase { return true }
+            return false
+        }
+        guard reachedCommit else { return false }
+        if let error = error as? PostgresTransactionError,
+            let commitError = error.commitError as? PSQLError,
+            commitError.code == .server
+        {
+            // The server answered COMMIT with an error: the transaction rolled back.
+            return false
+        }
+        return true
+    }
+}

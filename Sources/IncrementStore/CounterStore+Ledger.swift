@@ -1,0 +1,58 @@
+import IncrementCore
+import PostgresNIO
+
+extension CounterStore {
+    /// Creates this node's ledger row (high-water mark 0); a node registers before it flushes.
+    public func register(nodeID: String) async throws {
+        try await self.client.query(
+            """
+            INSERT INTO flush_ledger (node_id, last_seq, retain_until)
+            VALUES (\(nodeID)::uuid, 0, now() + make_interval(secs => \(self.limits.ledgerRetention.seconds)))
+            ON CONFLICT (node_id) DO NOTHING
+            """,
+            logger: self.logger
+        )
+    }
+
+    /// Keeps this node's ledger row for another retention period from now: a live node's row
+    /// is never pruned while it could still retry a batch.
+    public func heartbeat(nodeID: String, deadline: ContinuousClock.Instant) async throws {
+        try await withDeadline(deadline) {
+            try await self.client.query(
+                """
+                UPDATE flush_ledger SET retain_until = now() + make_interval(secs => \(self.limits.ledgerRetention.seconds))
+                WHERE node_id = \(nodeID)::uuid
+                """,
+                logger: self.logger
+            )
+        }
+    }
+
+    /// Deletes this node's ledger row: called at a clean shutdown, when nothing is left to retry.
+    public func deregister(nodeID: String, deadline: ContinuousClock.Instant) async throws {
+        try await withDeadline(deadline) {
+            try await self.client.query("DELETE FROM flush_ledger WHERE node_id = \(nodeID)::uuid", logger: self.logger)
+        }
+    }
+
+    /// Deletes the ledger rows whose nodes have not been heard from for their retention period;
+    /// returns how many. Each row carries its own node's retention, so no node's setting decides
+    /// for another.
+    @discardableResult
+    public func pruneLedger(deadline: ContinuousClock.Instant) async throws -> Int {
+        try await withDeadline(deadline) {
+            let rows = try await self.client.query(
+                """
+                WITH pruned AS (DELETE FROM flush_ledger WHERE retain_until < now() RETURNING 1)
+                SELECT count(*)::bigint FROM pruned
+                """,
+                logger: self.logger
+            )
+            var count = 0
+            for try await pruned in rows.decode(Int.self) {
+                count = pruned
+            }
+            return count
+        }
+    }
+}
