@@ -79,3 +79,27 @@ func counters(in database: TestDatabase) async throws -> [String: Int64] {
 }
 
 struct NodeNotReady: Error {}
+
+/// Every counter in the database, keyed by the exact bytes of its key.
+func countersByBytes(in database: TestDatabase) async throws -> [[UInt8]: Int64] {
+    try await database.withClient { client in
+        var counters: [[UInt8]: Int64] = [:]
+        for try await (key, value) in try await client.query("SELECT key, value FROM counters", logger: appTestLogger)
+            .decode((String, Int64).self)
+        {
+            counters[Array(key.utf8)] = value
+        }
+        return counters
+    }
+}
+
+/// Makes every flush fail (the table the upsert writes is renamed), or heals it again.
+func breakFlushes(_ database: TestDatabase, _ broken: Bool = true) async throws {
+    try await database.withClient { admin in
+        if broken {
+            try await admin.query("ALTER TABLE counters RENAME TO counters_away", logger: appTestLogger)
+        } else {
+            try await admin.query("ALTER TABLE counters_away RENAME TO counters", logger: appTestLogger)
+        }
+    }
+}
