@@ -27,9 +27,12 @@ as_owner() {
     fi
 }
 
+# A free port below the kernel's ephemeral range (where outgoing connections take their local
+# ports, so a port picked there can be taken between the check and the server's bind).
 free_port() {
-    local port
-    for port in $(shuf -i 20000-40000 -n 50); do
+    local port low
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    for port in $(shuf -i 10000-$((low - 1)) -n 50); do
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return

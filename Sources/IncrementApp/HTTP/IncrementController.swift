@@ -1,6 +1,7 @@
 import Hummingbird
 import CoreMetrics
 import IncrementCore
+import Logging
 import NIOCore
 
 /// `POST /increment` and `POST /increments`: validate, buffer, answer.
@@ -44,7 +45,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
             self.admitted(count: 1)
             return Response(status: .accepted)
         case .commit:
-            return try await self.incrementAndWait(increment)
+            return try await self.incrementAndWait(increment, context: context)
         }
     }
 
@@ -79,16 +80,9 @@ struct IncrementController<Context: RequestContext>: Sendable {
         let value: Int64
     }
 
-    /// Accepted, not yet committed: the same promise as a plain `202`.
-    struct PendingCounter: Encodable {
-        let key: String
-        let status: String
-        let message: String
-    }
-
     // MARK: Helpers
 
-    private func incrementAndWait(_ increment: Increment) async throws -> Response {
+    private func incrementAndWait(_ increment: Increment, context: Context) async throws -> Response {
         let wait = CommitWait()
         do throws(AdmissionError) {
             try self.buffer.add(increment, waiter: wait.waiter(for: increment.key))
@@ -101,7 +95,9 @@ struct IncrementController<Context: RequestContext>: Sendable {
         case .committed(let total):
             return Response.json(CommittedCounter(key: increment.key.string, value: total))
         case .pending(let reason):
-            return Response.json(PendingCounter(key: increment.key.string, status: "pending", message: reason), status: .accepted)
+            // The plain fast path's answer, with its promise: accepted, applied by a later flush.
+            context.logger.debug("commit not awaited", metadata: ["increment.pending": "\(reason)"])
+            return Response(status: .accepted)
         case .quarantined(let reason):
             throw APIError(
                 status: .unprocessableContent,
