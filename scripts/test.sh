@@ -21,8 +21,10 @@ echo "test PostgreSQL: $TEST_DATABASE_URL"
 swift build --build-tests
 swift test --skip-build "$@"
 
-# A node fuzzed against its OpenAPI description, the deployment files checked offline,
-# and the cluster (nginx + 3 nodes) end to end.
+# A node fuzzed against its OpenAPI description, the deployment files checked offline, the
+# cluster (nginx + 3 nodes) end to end, and the fault suite in its bounded mode
+# (tests/faults/fault_suite.py --full for the long one).
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 scripts/check-deploy.sh
 tests/cluster/cluster_test.py --debug
+tests/faults/fault_suite.py --debug

@@ -45,14 +45,15 @@ public func runNode(
     var configuration = ServiceGroupConfiguration(
         services: [
             .init(service: node.application(settings: settings)),
-            .init(service: ShutdownDrain(health: node.health, window: settings.flush.drainWindow)),
+            .init(service: ShutdownDrain(health: node.health, openWaits: node.openWaits, window: settings.flush.drainWindow)),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
-    // A backstop: the flusher already ends its work by the shutdown deadline.
-    configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout + .seconds(2)
-    configuration.maximumCancellationDuration = .seconds(1)
+    // The flusher ends its work half a second before the shutdown deadline; whatever still runs
+    // then (a database client still trying to connect) is cancelled.
+    configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout
+    configuration.maximumCancellationDuration = .milliseconds(500)
     try await ServiceGroup(configuration: configuration).run()
 }
 
@@ -64,6 +65,7 @@ struct NodeComponents: Sendable {
     let flusher: Flusher
     let metrics: NodeMetrics
     let health: NodeHealth
+    let openWaits = OpenCommitWaits()
     let registry: PrometheusCollectorRegistry
     let documents: APIDocuments
     let logger: Logger
@@ -124,7 +126,8 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             maximumBodyBytes: settings.maximumBodyBytes,
             maximumBatchItems: settings.maximumBatchItems,
             earlyFlushKeys: settings.flush.earlyFlushKeys,
-            commitWaitTimeout: settings.flush.commitWaitTimeout
+            commitWaitTimeout: settings.flush.commitWaitTimeout,
+            openWaits: node.openWaits
         ).endpoints
     )
     router.addRoutes(CounterController(store: node.store, readTimeout: .seconds(5)).endpoints)

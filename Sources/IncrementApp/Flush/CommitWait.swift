@@ -1,5 +1,4 @@
 import IncrementCore
-import ServiceLifecycle
 import Synchronization
 
 /// One `wait=commit` request's wait for its outcome, answered by whichever comes first: the
@@ -30,28 +29,51 @@ final class CommitWait: Sendable {
         continuation?.resume(returning: outcome)
     }
 
-    /// Waits for the outcome, at most `timeout`, and no longer than the node keeps serving.
-    func outcome(timeout: Duration) async -> CommitOutcome {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                    self.answer(.pending(reason: "not committed within \(timeout); the increment stays buffered and is applied by a later flush"))
-                }
-                let outcome = await withCheckedContinuation { continuation in
-                    let answered: CommitOutcome? = self.state.withLock { state in
-                        switch state {
-                        case .answered(let outcome): return outcome
-                        case .waiting: state = .waiting(continuation); return nil
-                        }
-                    }
-                    if let answered { continuation.resume(returning: answered) }
-                }
-                group.cancelAll()
-                return outcome
+    /// Waits for the outcome, at most `timeout`; `openWaits` answers it when the node stops serving.
+    func outcome(timeout: Duration, openWaits: OpenCommitWaits) async -> CommitOutcome {
+        openWaits.insert(self)
+        defer { openWaits.remove(self) }
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                self.answer(.pending(reason: "not committed within \(timeout); the increment stays buffered and is applied by a later flush"))
             }
-        } onGracefulShutdown: {
-            self.answer(.pending(reason: "the node is shutting down; its final flush writes the increment"))
+            let outcome = await withCheckedContinuation { continuation in
+                let answered: CommitOutcome? = self.state.withLock { state in
+                    switch state {
+                    case .answered(let outcome): return outcome
+                    case .waiting: state = .waiting(continuation); return nil
+                    }
+                }
+                if let answered { continuation.resume(returning: answered) }
+            }
+            group.cancelAll()
+            return outcome
+        }
+    }
+}
+
+/// The `wait=commit` requests waiting right now, so that shutdown can answer them all: the HTTP
+/// server waits for its requests before the final flush can run.
+public final class OpenCommitWaits: Sendable {
+    private let waits = Mutex<[ObjectIdentifier: CommitWait]>([:])
+
+    /// Creates an empty set.
+    public init() {}
+
+    func insert(_ wait: CommitWait) {
+        self.waits.withLock { $0[ObjectIdentifier(wait)] = wait }
+    }
+
+    func remove(_ wait: CommitWait) {
+        _ = self.waits.withLock { $0.removeValue(forKey: ObjectIdentifier(wait)) }
+    }
+
+    /// Answers every open wait `pending`: the final flush writes (or spills) their increments.
+    func answerAllPending() {
+        let open = self.waits.withLock { Array($0.values) }
+        for wait in open {
+            wait.answer(.pending(reason: "the node is shutting down; its final flush writes the increment"))
         }
     }
 }

@@ -222,7 +222,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         case failed
     }
 
-    /// Writes the retained batch, or else everything buffered, giving up at `deadline`.
+    /// Writes the retained batch, or else everything buffered. A periodic attempt (no `deadline`)
+    /// runs to the store's attempt timeout or until shutdown begins; the final flush's run to `deadline`.
     private func flushOnce(state: inout FlushState, deadline: ContinuousClock.Instant? = nil) async -> FlushOutcome {
         if state.retained == nil {
             let pending = self.buffer.drain()
@@ -243,13 +244,20 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         let started = ContinuousClock.now
         self.health.recordFlush(startedAt: started)
         defer { self.health.recordFlush(startedAt: nil) }
+        let wantedKeys = retained.waiters.map(\.key)
+        let mayHaveCommittedBefore = retained.mayHaveCommitted
         do {
-            let result = try await self.store.apply(
-                batch,
-                totalsFor: retained.waiters.map(\.key),
-                mayHaveCommittedBefore: retained.mayHaveCommitted,
-                deadline: deadline
-            )
+            // A periodic attempt gives way to shutdown at once (the final flush retries the same
+            // batch, by the shutdown deadline); the final flush's own attempts run to their deadline.
+            let attempt: @Sendable () async throws -> FlushResult = {
+                try await self.store.apply(
+                    batch,
+                    totalsFor: wantedKeys,
+                    mayHaveCommittedBefore: mayHaveCommittedBefore,
+                    deadline: deadline
+                )
+            }
+            let result = try await (deadline == nil ? cancelWhenGracefulShutdown(attempt) : attempt())
             let elapsed = ContinuousClock.now - started
             self.metrics.flushes.increment()
             self.metrics.flushDuration.recordNanoseconds(elapsed.nanoseconds)
@@ -274,7 +282,9 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             self.health.recordFlush(failed: false)
             return .flushed
         } catch {
-            retained.mayHaveCommitted = retained.mayHaveCommitted || error.mayHaveCommitted
+            // Only a FlushFailure says whether COMMIT went out; assume it may have otherwise.
+            let failure = error as? FlushFailure ?? FlushFailure(underlying: error, mayHaveCommitted: true)
+            retained.mayHaveCommitted = retained.mayHaveCommitted || failure.mayHaveCommitted
             state.retained = retained
             state.consecutiveFailures += 1
             self.metrics.flushFailures.increment()
@@ -284,7 +294,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 metadata: [
                     "flush.batch": "\(batch.id)", "flush.keys": "\(batch.count)",
                     "flush.attempts": "\(retained.attempts)", "flush.mayHaveCommitted": "\(retained.mayHaveCommitted)",
-                    "error": "\(describe(error.underlying))",
+                    "error": "\(describe(failure.underlying))",
                 ]
             )
             return .failed
@@ -336,8 +346,9 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// The final flush: keep trying until everything is written or the shutdown deadline nears;
     /// then spill what is left (or, with no spill directory, report it lost) and throw.
     private func flushRemaining(state: inout FlushState, registered: Bool) async throws {
-        // Leave a moment after the last attempt for the spill and the exit.
-        let deadline = self.health.shutdownDeadline(timeout: self.settings.shutdownTimeout) - .milliseconds(500)
+        // Leave a moment after the last attempt for the spill and the exit: at the deadline itself
+        // the service group cancels what still runs.
+        let deadline = self.health.shutdownDeadline(timeout: self.settings.shutdownTimeout) - .milliseconds(700)
         self.logger.info("final flush", metadata: ["flush.pendingKeys": "\(self.buffer.pendingKeys)"])
         while registered {
             let attemptDeadline = min(deadline, .now + self.settings.limits.attemptTimeout)

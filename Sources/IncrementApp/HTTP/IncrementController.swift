@@ -13,6 +13,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
     let maximumBatchItems: Int
     let earlyFlushKeys: Int
     let commitWaitTimeout: Duration
+    let openWaits: OpenCommitWaits
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -91,7 +92,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
         }
         self.metrics.acceptedIncrements.increment()
         self.flusher.wake(.commitWaiter)
-        switch await wait.outcome(timeout: self.commitWaitTimeout) {
+        switch await wait.outcome(timeout: self.commitWaitTimeout, openWaits: self.openWaits) {
         case .committed(let total):
             return Response.json(CommittedCounter(key: increment.key.string, value: total))
         case .pending(let reason):
