@@ -17,7 +17,9 @@ FROM ubuntu:24.04
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl tzdata \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin increment
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin increment \
+    && mkdir -p /var/lib/increment/spill \
+    && chown 10001 /var/lib/increment/spill
 COPY --from=build /staging /app
 USER 10001
 ENV HOST=0.0.0.0 PORT=8080

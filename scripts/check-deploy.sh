@@ -42,7 +42,7 @@ check "nginx/local.conf.template renders to a config nginx -t accepts" \
     "$(command -v nginx || echo /usr/sbin/nginx)" -t -p "$render_dir" -c "$render_dir/nginx.conf"
 check "Kubernetes manifests match their schemas" \
     "$kubernetes_validate" --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
-    deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml
+    deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml deploy/kubernetes/migrate-job.yaml
 check "Grafana dashboard is JSON" python3 -m json.tool deploy/grafana/dashboards/increment-cluster.json
 
 echo "deploy checks: $passed passed, $failed failed"

@@ -41,7 +41,9 @@ extension CounterStore {
                             on: connection
                         )
                         // What is left is COMMIT: from here on, a lost answer leaves the outcome open.
-                        attempt.committing()
+                        // An attempt the deadline gave up on rolls back instead: it must never
+                        // commit behind the retry that replaces it.
+                        try attempt.committing()
                         return result
                     }
                 }
@@ -169,20 +171,29 @@ final class FlushAttempt: Sendable {
         if abandoned { throw DeadlineExceeded() }
     }
 
-    /// Everything but COMMIT has run.
-    func committing() {
-        self.phase.withLock { phase in
-            if case .transaction(let connection) = phase { phase = .committing(connection) }
+    /// Everything but COMMIT has run; throws if the deadline already gave up on the attempt.
+    func committing() throws {
+        let abandoned = self.phase.withLock { phase in
+            guard case .transaction(let connection) = phase else { return true }
+            phase = .committing(connection)
+            return false
         }
+        if abandoned { throw DeadlineExceeded() }
     }
 
-    /// The deadline passed: close the connection so that whatever waits on it fails now.
+    /// The deadline passed: close the connection so that whatever waits on it fails now. Before
+    /// COMMIT the attempt is fenced off; once COMMIT is out, its outcome stays open.
     func abandon() {
         let connection: PostgresConnection? = self.phase.withLock { phase in
-            defer { if case .leasing = phase { phase = .abandoned } }
             switch phase {
-            case .transaction(let connection), .committing(let connection): return connection
-            case .leasing, .abandoned: return nil
+            case .transaction(let connection):
+                phase = .abandoned
+                return connection
+            case .committing(let connection):
+                return connection
+            case .leasing, .abandoned:
+                phase = .abandoned
+                return nil
             }
         }
         if let connection { connection.close().whenComplete { _ in } }
