@@ -22,9 +22,10 @@ swift build --build-tests
 swift test --skip-build "$@"
 
 # A node fuzzed against its OpenAPI description, the deployment files checked offline, the
-# cluster (nginx + 3 nodes) end to end, and the fault suite in its bounded mode
-# (tests/faults/fault_suite.py --full for the long one).
+# cluster (nginx + 3 nodes) end to end, the fault suite in its bounded mode
+# (tests/faults/fault_suite.py --full for the long one), and 20 s of libFuzzer on the decoders.
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 scripts/check-deploy.sh
 tests/cluster/cluster_test.py --debug
 tests/faults/fault_suite.py --debug
+tests/fuzz/run.sh 20
