@@ -25,7 +25,7 @@ swift test --skip-build "$@"
 # cluster (nginx + 3 nodes) end to end, the fault suite in its bounded mode
 # (tests/faults/fault_suite.py --full for the long one), and 20 s of libFuzzer on the decoders.
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
+tests/fuzz/run.sh 20
 scripts/check-deploy.sh
 tests/cluster/cluster_test.py --debug
 tests/faults/fault_suite.py --debug
-tests/fuzz/run.sh 20

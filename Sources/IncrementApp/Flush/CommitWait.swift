@@ -7,12 +7,7 @@ import Synchronization
 /// The later answers are ignored, so a flush that commits after the timeout answered changes
 /// nothing for the client, which was told `pending` (accepted, to be written) in any case.
 final class CommitWait: Sendable {
-    private enum State {
-        case waiting(CheckedContinuation<CommitOutcome, Never>?)
-        case answered(CommitOutcome)
-    }
-
-    private let state = Mutex(State.waiting(nil))
+    private let answered = OneShot<CommitOutcome>()
 
     /// The waiter to hand to the buffer.
     func waiter(for key: CounterKey) -> CommitWaiter {
@@ -21,12 +16,7 @@ final class CommitWait: Sendable {
 
     /// Answers the wait, unless it has been answered already.
     func answer(_ outcome: CommitOutcome) {
-        let continuation: CheckedContinuation<CommitOutcome, Never>? = self.state.withLock { state in
-            guard case .waiting(let continuation) = state else { return nil }
-            state = .answered(outcome)
-            return continuation
-        }
-        continuation?.resume(returning: outcome)
+        self.answered.set(outcome)
     }
 
     /// Waits for the outcome, at most `timeout`; `openWaits` answers it when the node stops serving.
@@ -38,15 +28,7 @@ final class CommitWait: Sendable {
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 self.answer(.pending(reason: "not committed within \(timeout); the increment stays buffered and is applied by a later flush"))
             }
-            let outcome = await withCheckedContinuation { continuation in
-                let answered: CommitOutcome? = self.state.withLock { state in
-                    switch state {
-                    case .answered(let outcome): return outcome
-                    case .waiting: state = .waiting(continuation); return nil
-                    }
-                }
-                if let answered { continuation.resume(returning: answered) }
-            }
+            let outcome = await self.answered.value()
             group.cancelAll()
             return outcome
         }
