@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs and tests with, where they are missing:
-# PostgreSQL (server and client), nginx, and the load tools ab and wrk.
+# PostgreSQL (server and client), nginx, PgBouncer (the fault suite runs a node through it), and
+# the load tools ab and wrk.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v ab >/dev/null || need+=(apache2-utils)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+[[ -x /usr/sbin/pgbouncer ]] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
 
 if ((${#need[@]} == 0)); then
     exit 0
@@ -25,5 +27,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts a system cluster and nginx on install; this project runs its own on free ports.
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-    systemctl stop nginx postgresql >/dev/null 2>&1 || true
+    systemctl stop nginx postgresql pgbouncer >/dev/null 2>&1 || true
 fi

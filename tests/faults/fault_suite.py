@@ -100,7 +100,9 @@ class Node:
     def start(self, wait=True, **env):
         environment = dict(os.environ, DATABASE_URL=self.cluster.database.url, PORT=str(self.port),
                            HOST="127.0.0.1", LOG_LEVEL="warning", FLUSH_INTERVAL_MS="200",
-                           FLUSH_SPILL_DIR=self.cluster.spill_dir, **self.cluster.node_env, **env)
+                           FLUSH_SPILL_DIR=self.cluster.spill_dir)
+        environment.update(self.cluster.node_env)
+        environment.update(env)
         self.process = subprocess.Popen([BINARY], env=environment, stdout=open(self.log_path, "a"),
                                         stderr=subprocess.STDOUT)
         if wait:
@@ -131,8 +133,9 @@ class Cluster:
         os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
         self.nginx_conf = os.path.join(self.dir, "nginx.conf")
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.render_nginx()
-        subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
+        if self.nodes:
+            self.render_nginx()
+            subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
 
     def render_nginx(self, down=()):
         subprocess.run([os.path.join(ROOT, "scripts/render-nginx.py"), os.path.join(ROOT, "nginx/local.conf.template"),
@@ -449,6 +452,99 @@ def case_sigkill_under_load():
         cluster.stop()
 
 
+def deadlocks(url):
+    return int(psql(url, "SELECT coalesce(sum(deadlocks), 0) FROM pg_stat_database")[0][0])
+
+
+def case_commit_answers_lost_many_times():
+    """Backends terminated at random under load, many times: some during COMMIT, whose answer is
+    then lost. The ledger applies each retried batch once; nothing is lost or doubled."""
+    seconds = 30 if FULL else 8
+    cluster = Cluster(nodes=3)
+    try:
+        before = deadlocks(cluster.database.url)
+        killed = 0
+        with Load(cluster.port, "lost-", commit_share=0.2) as load:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                rows = psql(cluster.database.url,
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = 'postgres' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                            "AND state <> 'idle'")
+                killed += int(rows[0][0])
+                time.sleep(random.uniform(0.02, 0.2))
+            time.sleep(2)
+        for node in cluster.nodes:
+            node.signal(signal.SIGTERM)
+            assert node.wait_exit(60)[0] == 0
+        figures = load.check(cluster.counters("lost-"))
+        assert deadlocks(cluster.database.url) == before, "deadlocks happened"
+        return f"{killed} busy backends terminated over {seconds} s; 0 deadlocks; {figures}"
+    finally:
+        cluster.stop()
+
+
+def case_nodes_through_pgbouncer_in_transaction_mode():
+    """Item 13: `increment-node migrate` and whole nodes (flushes included) through a real
+    PgBouncer in transaction mode, where consecutive transactions may use different server
+    connections."""
+    cluster = Cluster(nodes=0)
+    bouncer_dir = os.path.join(cluster.dir, "pgbouncer")
+    os.makedirs(bouncer_dir)
+    os.chmod(cluster.dir, 0o755)  # PgBouncer refuses to run as root: it runs as postgres
+    pg_port = cluster.database.url.split(":")[2].split("/")[0]
+    port = free_port()
+    with open(os.path.join(bouncer_dir, "pgbouncer.ini"), "w") as f:
+        f.write(f"""[databases]
+postgres = host=127.0.0.1 port={pg_port} dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {bouncer_dir}/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 200
+ignore_startup_parameters = extra_float_digits,application_name
+logfile = {bouncer_dir}/pgbouncer.log
+pidfile = {bouncer_dir}/pgbouncer.pid
+""")
+    with open(os.path.join(bouncer_dir, "userlist.txt"), "w") as f:
+        f.write('"postgres" ""\n')
+    subprocess.run(["chown", "-R", "postgres", bouncer_dir], check=False)
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(runner + [binary, "-d", os.path.join(bouncer_dir, "pgbouncer.ini")], check=True)
+    try:
+        through = f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+        migrate = subprocess.run([BINARY, "migrate"], env=dict(os.environ, DATABASE_URL=through, LOG_LEVEL="warning"),
+                                 capture_output=True, text=True, timeout=120)
+        assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+        cluster.database.url = through  # the nodes start through PgBouncer
+        cluster.nodes = [Node(cluster, index) for index in range(2)]
+        for node in cluster.nodes:
+            node.start(MIGRATE_ON_START="false", FLUSH_INTERVAL_MS="100")
+        load = Load(cluster.nodes[0].port, "bouncer-", clients=4, commit_share=0.3)
+        other = Load(cluster.nodes[1].port, "bouncer-", clients=4, commit_share=0.3)
+        with load, other:
+            time.sleep(5)
+        for node in cluster.nodes:
+            node.signal(signal.SIGTERM)
+            assert node.wait_exit(60)[0] == 0
+        for key, value in other.acknowledged.items():
+            load.acknowledged[key] = load.acknowledged.get(key, 0) + value
+        for key, value in other.unknown.items():
+            load.unknown[key] = load.unknown.get(key, 0) + value
+        for status, count in other.statuses.items():
+            load.statuses[status] = load.statuses.get(status, 0) + count
+        figures = load.check(cluster.counters("bouncer-"))
+        return f"migrate and 2 nodes through PgBouncer (transaction mode, 4 server connections): {figures}"
+    finally:
+        subprocess.run(["pkill", "-f", os.path.join(bouncer_dir, "pgbouncer.ini")], check=False)
+        cluster.stop()
+
+
 CASES = [
     case_canonically_equivalent_keys_are_two_counters,
     case_shutdown_with_the_database_down_is_bounded_spills_and_replays,
@@ -457,6 +553,8 @@ CASES = [
     case_a_stalled_node_delays_the_others_boundedly,
     case_graceful_restarts_under_load_give_no_502,
     case_sigkill_under_load,
+    case_commit_answers_lost_many_times,
+    case_nodes_through_pgbouncer_in_transaction_mode,
 ]
 
 
