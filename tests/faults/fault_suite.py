@@ -515,8 +515,8 @@ pidfile = {bouncer_dir}/pgbouncer.pid
     subprocess.run(["chown", "-R", "postgres", bouncer_dir], check=False)
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(runner + [binary, "-d", os.path.join(bouncer_dir, "pgbouncer.ini")], check=True)
     try:
+        subprocess.run(runner + [binary, "-d", os.path.join(bouncer_dir, "pgbouncer.ini")], check=True)
         through = f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
         migrate = subprocess.run([BINARY, "migrate"], env=dict(os.environ, DATABASE_URL=through, LOG_LEVEL="warning"),
                                  capture_output=True, text=True, timeout=120)
