@@ -50,7 +50,7 @@ public func runNode(
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
-    // The flusher ends its work half a second before the shutdown deadline; whatever still runs
+    // The flusher ends its work 0.7 s before the shutdown deadline; whatever still runs
     // then (a database client still trying to connect) is cancelled.
     configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout
     configuration.maximumCancellationDuration = .milliseconds(500)

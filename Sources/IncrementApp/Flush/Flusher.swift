@@ -144,8 +144,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 ]
             )
         }
-        let remaining = Set(try spill.batches(shardMap: self.shardMap).map(\.batch.id.nodeID))
-        for node in nodes.subtracting(remaining) {
+        // Files another node may have spilled meanwhile keep their node's ledger entry.
+        for node in nodes.subtracting(try spill.nodesWithBatches()) {
             // That node has nothing left to retry: its ledger entry can go.
             try await self.store.deregister(nodeID: node, deadline: .now + self.settings.limits.attemptTimeout)
         }
@@ -226,15 +226,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// runs to the store's attempt timeout or until shutdown begins; the final flush's run to `deadline`.
     private func flushOnce(state: inout FlushState, deadline: ContinuousClock.Instant? = nil) async -> FlushOutcome {
         if state.retained == nil {
-            let pending = self.buffer.drain()
-            if pending.isEmpty { return .idle }
-            state.sequence += 1
-            let batch = FlushBatch(
-                id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
-                deltas: pending.deltas,
-                shardMap: self.shardMap
-            )
-            state.retained = RetainedBatch(batch: batch, waiters: pending.waiters)
+            state.retained = self.drainIntoNextBatch(state: &state)
         }
         guard var retained = state.retained else { return .idle }
         retained.attempts += 1
@@ -299,6 +291,20 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             )
             return .failed
         }
+    }
+
+    /// Drains the buffer into the node's next batch (the next sequence number); nil when nothing
+    /// is buffered and nobody waits.
+    private func drainIntoNextBatch(state: inout FlushState) -> RetainedBatch? {
+        let pending = self.buffer.drain()
+        if pending.isEmpty { return nil }
+        state.sequence += 1
+        let batch = FlushBatch(
+            id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
+            deltas: pending.deltas,
+            shardMap: self.shardMap
+        )
+        return RetainedBatch(batch: batch, waiters: pending.waiters)
     }
 
     /// What a waiter on `key` is told once `result` committed.
@@ -380,16 +386,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     private func setAsideUnwritten(state: inout FlushState) throws {
         var unwritten: [RetainedBatch] = []
         if let retained = state.retained { unwritten.append(retained) }
-        let pending = self.buffer.drain()
-        if !pending.isEmpty {
-            state.sequence += 1
-            let batch = FlushBatch(
-                id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
-                deltas: pending.deltas,
-                shardMap: self.shardMap
-            )
-            unwritten.append(RetainedBatch(batch: batch, waiters: pending.waiters))
-        }
+        if let buffered = self.drainIntoNextBatch(state: &state) { unwritten.append(buffered) }
         state.retained = nil
         var spilledKeys = 0
         var lostKeys = 0

@@ -67,10 +67,8 @@ public struct SpillDirectory: Sendable {
 
     /// Every whole spilled batch, in (node, sequence) order: a node's batches apply in order.
     public func batches(shardMap: ClusterShardMap) throws -> [SpilledBatch] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: self.path)
-            .filter { $0.hasSuffix(".spill.json") }
         var batches: [SpilledBatch] = []
-        for name in names {
+        for name in try self.fileNames() {
             let path = (self.path as NSString).appendingPathComponent(name)
             let record = try JSONDecoder().decode(Record.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             let keys = record.keys.map { CounterKey(trusted: String(decoding: $0, as: UTF8.self)) }
@@ -85,6 +83,16 @@ public struct SpillDirectory: Sendable {
         return batches.sorted {
             ($0.batch.id.nodeID, $0.batch.id.sequence) < ($1.batch.id.nodeID, $1.batch.id.sequence)
         }
+    }
+
+    /// The nodes that have batches here, read from the file names alone.
+    public func nodesWithBatches() throws -> Set<String> {
+        Set(try self.fileNames().compactMap { $0.split(separator: ".").first.map(String.init) })
+    }
+
+    /// The names of the whole batch files (`<node id>.<sequence>.spill.json`).
+    private func fileNames() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: self.path).filter { $0.hasSuffix(".spill.json") }
     }
 
     /// Removes an applied batch's file, durably.
