@@ -1,15 +1,18 @@
 # Builds increment-node in the Swift 6.3 image and runs it in a slim image as a non-root user.
 FROM swift:6.3-noble AS build
 WORKDIR /build
-# Resolve dependencies in their own layer, so source edits do not fetch them again.
-COPY Package.swift ./
-RUN swift package resolve
+# Resolve dependencies in their own layer, so source edits do not fetch them again; exactly the
+# versions pinned in Package.resolved.
+COPY Package.swift Package.resolved ./
+RUN swift package resolve --force-resolved-versions
 COPY Sources ./Sources
-RUN swift build -c release --product increment-node --static-swift-stdlib \
+RUN swift build -c release --product increment-node --static-swift-stdlib --force-resolved-versions \
     && mkdir -p /staging \
     && cp .build/release/increment-node /staging/ \
     # The SQL migrations, the OpenAPI description and the docs page are bundled resources.
-    && cp -R .build/release/*.resources /staging/
+    && cp -R .build/release/*.resources /staging/ \
+    # A statically linked backtracer: the runtime image has no Swift runtime for the dynamic one.
+    && cp /usr/libexec/swift/linux/swift-backtrace-static /staging/
 
 FROM ubuntu:24.04
 # Unpinned on purpose: security updates of these base packages should land on rebuild.
@@ -23,6 +26,8 @@ RUN apt-get update \
 COPY --from=build /staging /app
 USER 10001
 ENV HOST=0.0.0.0 PORT=8080
+# A crash prints a symbolicated backtrace of every thread to the log, then exits.
+ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,images=all,interactive=no,swift-backtrace=/app/swift-backtrace-static
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=2s CMD ["curl", "-fs", "http://127.0.0.1:8080/healthz"]
 # SIGTERM drains and flushes; give it time (docker stop -t, stop_grace_period in compose).

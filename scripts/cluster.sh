@@ -30,8 +30,6 @@ source "$root/scripts/lib.sh"
 
 log() { echo "cluster: $*" >&2; }
 
-nginx_binary() { command -v nginx || echo /usr/sbin/nginx; }
-
 stop_cluster() {
     local pids=() pid
     if [[ -f "$run/nodes.pids" ]]; then
@@ -45,10 +43,7 @@ stop_cluster() {
         fi
         rm -f "$run/nodes.pids"
     fi
-    if [[ -f "$run/nginx.pid" ]]; then
-        "$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -s quit 2>/dev/null || true
-        for _ in $(seq 50); do [[ -f "$run/nginx.pid" ]] || break; sleep 0.1; done
-    fi
+    stop_nginx "$run"
     if [[ -f "$run/pg.path" ]]; then
         "$root/scripts/pg.sh" stop "$(cat "$run/pg.path")"
         rm -rf "$(cat "$run/pg.path")" "$run/pg.path"
@@ -79,6 +74,7 @@ if [[ -f "$run/nodes.pids" || -f "$run/nginx.pid" ]]; then
     stop_cluster
 fi
 
+require_swift
 "$root/scripts/install-deps.sh"
 mkdir -p "$run/nginx-tmp" "$run/logs"
 
@@ -117,11 +113,7 @@ for ((index = 0; index < nodes; index++)); do
 done
 
 ports=$(seq -s, "$node_base_port" $((node_base_port + nodes - 1)))
-"$root/scripts/render-nginx.py" "$root/nginx/local.conf.template" "$run/nginx.conf" "$run" \
-    "127.0.0.1:$public_port" "$ports" "$rate_limit"
-"$(nginx_binary)" -p "$run" -c "$run/nginx.conf" -t 2>"$run/logs/nginx-test.log" \
-    || { cat "$run/logs/nginx-test.log" >&2; exit 1; }
-"$(nginx_binary)" -p "$run" -c "$run/nginx.conf"
+start_nginx "$run" "127.0.0.1:$public_port" "$ports" "$rate_limit"
 
 cat >&2 <<MSG
 cluster: ready: $nodes node(s) behind nginx on http://127.0.0.1:$public_port

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project runs and tests with, where they are missing:
-# PostgreSQL (server and client), nginx, PgBouncer (the fault suite runs a node through it), and
-# the load tools ab and wrk.
+# PostgreSQL (server and client), nginx, PgBouncer (the fault suite runs a node through it),
+# iproute2 (the fault suite cuts a node's network link), Python with venv (test scripts, and the
+# project's own .venv for PyPI tools), docker-compose (checks the compose file offline), and the
+# load tools ab and wrk. The Swift toolchain is not a Debian package: see the README.
 set -euo pipefail
 
 need=()
@@ -13,6 +15,11 @@ command -v ab >/dev/null || need+=(apache2-utils)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 [[ -x /usr/sbin/pgbouncer ]] || command -v pgbouncer >/dev/null || need+=(pgbouncer)
+command -v ip >/dev/null || need+=(iproute2)  # ip netns, ss: the fault suite
+command -v pkill >/dev/null || need+=(procps)
+command -v docker-compose >/dev/null || need+=(docker-compose)  # validates the compose file offline
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)  # the project's own Python for PyPI tools
 
 if ((${#need[@]} == 0)); then
     exit 0

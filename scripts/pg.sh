@@ -6,7 +6,8 @@
 #   scripts/pg.sh url DIR            print the DATABASE_URL of the server in DIR
 #
 # As root, the server runs as the postgres user (initdb refuses root).
-# PG_DURABLE=0 turns fsync off, for tests.
+# PG_DURABLE=0 turns fsync off, for tests. PG_EXTRA_ADDRESS=A also listens on address A and
+# trusts clients on its subnet (the fault suite's network-namespace case).
 set -euo pipefail
 
 bin_dir() {
@@ -44,7 +45,7 @@ free_port() {
 
 command=${1:-}
 dir=${2:-}
-[[ -n "$command" && -n "$dir" ]] || { sed -n '2,9p' "$0" >&2; exit 2; }
+[[ -n "$command" && -n "$dir" ]] || { sed -n '2,10p' "$0" >&2; exit 2; }
 
 case "$command" in
 start)
@@ -63,7 +64,13 @@ start)
         as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+    addresses=127.0.0.1
+    if [[ -n "${PG_EXTRA_ADDRESS:-}" ]]; then
+        addresses+=",$PG_EXTRA_ADDRESS"
+        grep -q '^host all all samenet trust' "$dir/data/pg_hba.conf" \
+            || echo 'host all all samenet trust' >>"$dir/data/pg_hba.conf"
+    fi
+    options="-p $port -k $dir -c listen_addresses=$addresses -c max_connections=300"
     if [[ "${PG_DURABLE:-1}" == 0 ]]; then
         # Tests only: a crash of this throwaway server may lose its last commits.
         options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -83,7 +90,7 @@ url)
     echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres?sslmode=disable"
     ;;
 *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,10p' "$0" >&2
     exit 2
     ;;
 esac

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib.sh
+require_swift
 scripts/install-deps.sh
 
 work=$(mktemp -d /tmp/increment-test.XXXXXX)
