@@ -112,12 +112,8 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ConnectionMiddleware(health: node.health))
-    router.add(
-        middleware: JSONErrorMiddleware(allowedMethods: [
-            "/increment": [.post], "/increments": [.post], CounterController<AppRequestContext>.pathPrefix: [.get],
-            "/healthz": [.get], "/readyz": [.get], "/metrics": [.get], "/openapi.yaml": [.get], "/docs": [.get],
-        ])
-    )
+    let routeMethods = RouteMethods()
+    router.add(middleware: JSONErrorMiddleware(routes: routeMethods))
     router.addRoutes(
         IncrementController(
             buffer: node.buffer,
@@ -143,5 +139,6 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             documents: node.documents
         ).endpoints
     )
+    routeMethods.record(router)
     return router
 }

@@ -5,6 +5,11 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 
+    /// The duration in whole milliseconds, saturating.
+    public var milliseconds: Int64 {
+        self.nanoseconds / 1_000_000
+    }
+
     /// The duration in whole nanoseconds, saturating.
     public var nanoseconds: Int64 {
         let (seconds, attoseconds) = self.components

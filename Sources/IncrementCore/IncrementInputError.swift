@@ -14,14 +14,14 @@ public enum IncrementInputError: Error, Sendable, Hashable {
     case tooManyItems(String)
 
     /// The stable, machine-readable error code of the HTTP contract.
-    public var code: String {
+    public var code: ErrorCode {
         switch self {
-        case .invalidJSON: "invalid_json"
-        case .missingField: "missing_field"
-        case .invalidKey: "invalid_key"
-        case .invalidValue: "invalid_value"
-        case .valueOutOfRange: "value_out_of_range"
-        case .tooManyItems: "too_many_items"
+        case .invalidJSON: .invalidJSON
+        case .missingField: .missingField
+        case .invalidKey: .invalidKey
+        case .invalidValue: .invalidValue
+        case .valueOutOfRange: .valueOutOfRange
+        case .tooManyItems: .tooManyItems
         }
     }
 

@@ -20,10 +20,12 @@ func testSettings(
     flushInterval: Duration = .seconds(60),
     configure: (inout NodeSettings) -> Void = { _ in }
 ) throws -> NodeSettings {
-    var settings = NodeSettings(
-        database: try DatabaseSettings(url: database.url, environment: [:], poolSize: 4),
-        flush: FlushSettings(interval: flushInterval, shutdownTimeout: .seconds(10))
+    var settings = try NodeSettings.defaults(
+        database: try DatabaseSettings(url: database.url, environment: [:], poolSize: 4)
     )
+    settings.port = 0
+    settings.flush.interval = flushInterval
+    settings.flush.shutdownTimeout = .seconds(10)
     settings.logLevel = .warning
     configure(&settings)
     return settings

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 @testable import IncrementApp
+import IncrementCore
 import IncrementTesting
 import Prometheus
 import Testing
@@ -86,11 +87,23 @@ struct OperationsRouteTests {
                 let unrouted = response.status == .methodNotAllowed || (response.status == .notFound && response.errorCode == "not_found" && !path.hasPrefix("/counters/"))
                 #expect(!unrouted, "\(operation) is documented but not routed")
             }
+            // The error codes it lists are the catalogue's, no more and no fewer.
+            #expect(Self.documentedErrorCodes(spec.text) == Set(ErrorCode.allCases.map(\.rawValue)))
             let docs = try await client.get("/docs")
             #expect(docs.status == .ok)
             #expect(docs.headers[.contentType]?.hasPrefix("text/html") == true)
             #expect(docs.text.contains("/openapi.yaml"))
         }
+    }
+
+    /// The `enum` of the `Error` schema's `error` field.
+    static func documentedErrorCodes(_ yaml: String) -> Set<String> {
+        guard let schema = yaml.range(of: "\n    Error:\n"),
+            let start = yaml.range(of: "enum: [", range: schema.upperBound..<yaml.endIndex),
+            let end = yaml.range(of: "]", range: start.upperBound..<yaml.endIndex)
+        else { return [] }
+        let list = yaml[start.upperBound..<end.lowerBound]
+        return Set(list.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init))
     }
 
     /// "METHOD /path" for each operation under `paths:`, in document order.

@@ -11,7 +11,7 @@ struct IncrementBodyDecoderTests {
             _ = try self.decode(body)
             return nil
         } catch {
-            return error.code
+            return error.code.rawValue
         }
     }
 

@@ -1,4 +1,5 @@
 import Configuration
+import IncrementCore
 import IncrementStore
 import Logging
 
@@ -23,17 +24,12 @@ public struct NodeSettings: Sendable {
     /// The log level.
     public var logLevel: Logger.Level
 
-    /// Settings suitable for tests: a node on an ephemeral port against `database`.
-    public init(database: DatabaseSettings, flush: FlushSettings = FlushSettings()) {
-        self.host = "127.0.0.1"
-        self.port = 0
-        self.database = database
-        self.flush = flush
-        self.bufferShards = 16
-        self.maximumPendingKeys = 1_000_000
-        self.maximumBodyBytes = 1 << 20
-        self.maximumBatchItems = 1_000
-        self.logLevel = .info
+    /// The settings of a node started with none, against `database`: every value is the
+    /// catalogue's default, so a changed default reaches the tests too.
+    public static func defaults(database: DatabaseSettings) throws -> NodeSettings {
+        var settings = try NodeSettings(reader: ConfigReader(provider: InMemoryProvider(values: [:])))
+        settings.database = database
+        return settings
     }
 
     /// The most cluster shards a node accepts. A flush of many keys holds one advisory lock per
@@ -51,6 +47,8 @@ public struct NodeSettings: Sendable {
         Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.logLevel,
     ]
 
+    /// The catalogue: each setting's key, default and meaning. A default owned by a lower layer
+    /// (the store's flush limits, the decoder's batch size) is read from there.
     enum Keys {
         static let host = SettingDescriptor(key: "host", defaultValue: "127.0.0.1", summary: "address to listen on")
         static let port = SettingDescriptor(key: "port", defaultValue: "8080", summary: "HTTP port")
@@ -77,10 +75,10 @@ public struct NodeSettings: Sendable {
             key: "flush.commitWaitMs", defaultValue: "10000",
             summary: "longest a wait=commit request waits before it is answered 202 (accepted, still to be written)")
         static let flushAttemptTimeoutMs = SettingDescriptor(
-            key: "flush.attemptTimeoutMs", defaultValue: "20000",
+            key: "flush.attemptTimeoutMs", defaultValue: "\(FlushLimits().attemptTimeout.milliseconds)",
             summary: "longest one flush attempt takes (also its statement_timeout and lock_timeout)")
         static let flushStallTimeoutMs = SettingDescriptor(
-            key: "flush.stallTimeoutMs", defaultValue: "3000",
+            key: "flush.stallTimeoutMs", defaultValue: "\(FlushLimits().stallTimeout.milliseconds)",
             summary: "longest a stalled node can hold cluster-shard locks (idle_in_transaction_session_timeout)")
         static let shutdownDrainMs = SettingDescriptor(
             key: "shutdown.drainMs", defaultValue: "1000",
@@ -100,7 +98,7 @@ public struct NodeSettings: Sendable {
             key: "cluster.shards", defaultValue: "64",
             summary: "advisory-lock shards, 1 to \(NodeSettings.maximumClusterShards); must be the same on every node")
         static let ledgerRetentionSeconds = SettingDescriptor(
-            key: "ledger.retentionSeconds", defaultValue: "86400",
+            key: "ledger.retentionSeconds", defaultValue: "\(Int64(FlushLimits().ledgerRetention.seconds))",
             summary: "how long a node's ledger entry outlives its last contact with the database")
         static let readinessMaxStalenessMs = SettingDescriptor(
             key: "readiness.maxStalenessMs", defaultValue: "10000",
@@ -108,14 +106,14 @@ public struct NodeSettings: Sendable {
         static let httpMaxBodyBytes = SettingDescriptor(
             key: "http.maxBodyBytes", defaultValue: "1048576", summary: "largest request body accepted (413 beyond)")
         static let batchMaxItems = SettingDescriptor(
-            key: "batch.maxItems", defaultValue: "1000", summary: "most increments in one POST /increments")
+            key: "batch.maxItems", defaultValue: "\(IncrementBodyDecoder.defaultMaximumBatchItems)", summary: "most increments in one POST /increments")
         static let logLevel = SettingDescriptor(
             key: "log.level", defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical")
     }
 
     /// Reads every setting from `reader`, refusing values that cannot work.
     public init(reader: ConfigReader) throws {
-        self.host = Keys.host.string(from: reader) ?? "127.0.0.1"
+        self.host = Keys.host.string(from: reader) ?? Keys.host.defaultValue ?? "127.0.0.1"
         self.port = try Keys.port.int(from: reader, in: 0...65_535)
         self.database = try DatabaseSettings(
             url: Keys.databaseURL.string(from: reader),
@@ -150,7 +148,7 @@ public struct NodeSettings: Sendable {
                 reason: "must leave at least 1 s of \(Keys.flushShutdownTimeoutMs.environmentVariable) for the final flush"
             )
         }
-        let level = Keys.logLevel.string(from: reader) ?? "info"
+        let level = Keys.logLevel.string(from: reader) ?? Keys.logLevel.defaultValue ?? "info"
         guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")
         }

@@ -13,7 +13,7 @@ public struct FlushSettings: Sendable {
     /// ever times a waiting request out.
     public var commitWaitTimeout: Duration
     /// The first back-off after a failed flush; it doubles per failure up to ``maximumRetryDelay``.
-    public var initialRetryDelay: Duration
+    public var initialRetryDelay: Duration = .milliseconds(50)
     /// The longest back-off between retries.
     public var maximumRetryDelay: Duration
     /// From the shutdown signal to the process exit, at most (plus a small margin): drain, final
@@ -29,41 +29,38 @@ public struct FlushSettings: Sendable {
     /// The bounds of each flush transaction and the ledger's retention.
     public var limits: FlushLimits
     /// How often the ledger is pruned, this node's entry kept alive and the spill directory read.
-    public var upkeepInterval: Duration
+    public var upkeepInterval: Duration = .seconds(10)
     /// When the oldest pending increment is older than this, `/readyz` fails.
     public var maximumStaleness: Duration
     /// Whether the node applies schema migrations at start (else `increment-node migrate` does).
     public var migrateOnStart: Bool
 
-    /// Creates flush settings; the defaults are the production ones.
+    /// Creates flush settings. Their defaults are the settings catalogue's
+    /// (``NodeSettings/defaults(database:)``).
     public init(
-        interval: Duration = .seconds(1),
-        earlyFlushKeys: Int = 50_000,
-        groupCommitWindow: Duration = .milliseconds(2),
-        commitWaitTimeout: Duration = .seconds(10),
-        initialRetryDelay: Duration = .milliseconds(50),
-        maximumRetryDelay: Duration = .seconds(5),
-        shutdownTimeout: Duration = .seconds(30),
-        drainWindow: Duration = .seconds(1),
-        spillDirectory: String? = nil,
-        clusterShards: Int = 64,
-        limits: FlushLimits = FlushLimits(),
-        upkeepInterval: Duration = .seconds(10),
-        maximumStaleness: Duration = .seconds(10),
-        migrateOnStart: Bool = true
+        interval: Duration,
+        earlyFlushKeys: Int,
+        groupCommitWindow: Duration,
+        commitWaitTimeout: Duration,
+        maximumRetryDelay: Duration,
+        shutdownTimeout: Duration,
+        drainWindow: Duration,
+        spillDirectory: String?,
+        clusterShards: Int,
+        limits: FlushLimits,
+        maximumStaleness: Duration,
+        migrateOnStart: Bool
     ) {
         self.interval = interval
         self.earlyFlushKeys = earlyFlushKeys
         self.groupCommitWindow = groupCommitWindow
         self.commitWaitTimeout = commitWaitTimeout
-        self.initialRetryDelay = initialRetryDelay
         self.maximumRetryDelay = maximumRetryDelay
         self.shutdownTimeout = shutdownTimeout
         self.drainWindow = drainWindow
         self.spillDirectory = spillDirectory
         self.clusterShards = clusterShards
         self.limits = limits
-        self.upkeepInterval = upkeepInterval
         self.maximumStaleness = maximumStaleness
         self.migrateOnStart = migrateOnStart
     }

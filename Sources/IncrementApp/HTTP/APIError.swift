@@ -1,30 +1,34 @@
 import Hummingbird
 import IncrementCore
 
-/// An error answered as `{"error": code, "message": text}` with a fitting status.
-public struct APIError: Error, Sendable {
-    /// The HTTP status.
-    public let status: HTTPResponse.Status
-    /// The machine-readable code, e.g. `invalid_key`.
-    public let code: String
+/// An error answered as `{"error": code, "message": text}` with the code's status.
+public struct APIError: HTTPResponseError, Sendable {
+    /// The machine-readable code, from the catalogue.
+    public let code: ErrorCode
     /// A sentence for a person.
     public let message: String
+    /// The HTTP status: the code's own, unless a framework error brought another one.
+    public let status: HTTPResponse.Status
     /// Extra response headers, e.g. `Retry-After`.
-    public var headers: HTTPFields = [:]
+    public var headers: HTTPFields
 
-    /// Creates an API error.
-    public init(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) {
-        self.status = status
+    /// Creates an API error answered with `code`'s status (or `status`, when given).
+    public init(_ code: ErrorCode, _ message: String, status: HTTPResponse.Status? = nil, headers: HTTPFields = [:]) {
         self.code = code
         self.message = message
+        self.status = status ?? code.status
         self.headers = headers
     }
 
     /// The response carrying this error.
     public func response() -> Response {
-        var response = Response.json(ErrorBody(error: self.code, message: self.message), status: self.status)
+        var response = Response.json(ErrorBody(error: self.code.rawValue, message: self.message), status: self.status)
         response.headers.append(contentsOf: self.headers)
         return response
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        self.response()
     }
 
     struct ErrorBody: Encodable {
@@ -33,15 +37,26 @@ public struct APIError: Error, Sendable {
     }
 }
 
+extension ErrorCode {
+    /// The HTTP status each code is answered with.
+    public var status: HTTPResponse.Status {
+        switch self {
+        case .invalidJSON, .missingField, .invalidKey, .invalidValue, .tooManyItems, .invalidParameter, .badRequest:
+            .badRequest
+        case .valueOutOfRange: .unprocessableContent
+        case .bodyTooLarge: .contentTooLarge
+        case .notFound: .notFound
+        case .methodNotAllowed: .methodNotAllowed
+        case .overloaded, .notReady, .databaseUnavailable, .notCommitted: .serviceUnavailable
+        case .outcomeUnknown, .internal: .internalServerError
+        }
+    }
+}
+
 extension APIError {
     /// The contract's answer to a refused body.
     init(_ error: IncrementInputError) {
-        let status: HTTPResponse.Status =
-            switch error {
-            case .valueOutOfRange: .unprocessableContent
-            default: .badRequest
-            }
-        self.init(status: status, code: error.code, message: error.message)
+        self.init(error.code, error.message)
     }
 
     /// The contract's answer to an increment the buffer refused.
@@ -51,31 +66,28 @@ extension APIError {
             self = .overloaded
         case .pendingTotalOutOfRange(let key):
             self.init(
-                status: .unprocessableContent,
-                code: "value_out_of_range",
-                message: "the pending total for key \"\(key.string)\" would leave \(Int64.min)...\(Int64.max); nothing was applied"
+                .valueOutOfRange,
+                "the pending total for key \"\(key.string)\" would leave \(Int64.min)...\(Int64.max); nothing was applied"
             )
         }
     }
 
     /// The buffer is full: back off and retry.
     static let overloaded = APIError(
-        status: .serviceUnavailable,
-        code: "overloaded",
-        message: "the node is buffering its maximum number of keys; retry after a flush",
+        .overloaded,
+        "the node is buffering its maximum number of keys; retry after a flush",
         headers: [.retryAfter: "1"]
     )
 
     /// The database did not answer in time: retry later.
     static let databaseUnavailable = APIError(
-        status: .serviceUnavailable,
-        code: "database_unavailable",
-        message: "the database did not answer; retry later",
+        .databaseUnavailable,
+        "the database did not answer; retry later",
         headers: [.retryAfter: "1"]
     )
 
     /// The body exceeds the configured limit.
     static func bodyTooLarge(limit: Int) -> APIError {
-        APIError(status: .contentTooLarge, code: "body_too_large", message: "request body exceeds \(limit) bytes")
+        APIError(.bodyTooLarge, "request body exceeds \(limit) bytes")
     }
 }

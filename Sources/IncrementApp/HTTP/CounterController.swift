@@ -34,7 +34,7 @@ struct CounterController<Context: RequestContext>: Sendable {
             throw APIError.databaseUnavailable
         }
         guard let value else {
-            throw APIError(status: .notFound, code: "not_found", message: "no counter named \"\(key.string)\"")
+            throw APIError(.notFound, "no counter named \"\(key.string)\"")
         }
         return Response.json(Counter(key: key.string, value: value))
     }
@@ -43,7 +43,7 @@ struct CounterController<Context: RequestContext>: Sendable {
     static func key(fromPath path: String) throws -> CounterKey {
         let encoded = path.dropFirst(Self.pathPrefix.count)
         guard let key = encoded.removingPercentEncoding else {
-            throw APIError(status: .badRequest, code: "invalid_key", message: "key is not valid percent-encoded UTF-8")
+            throw APIError(.invalidKey, "key is not valid percent-encoded UTF-8")
         }
         do throws(IncrementInputError) {
             return try CounterKey(validating: key)

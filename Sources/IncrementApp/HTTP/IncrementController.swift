@@ -52,11 +52,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
 
     @Sendable func incrementMany(_ request: Request, context: Context) async throws -> Response {
         if request.uri.queryParameters["wait"] != nil {
-            throw APIError(
-                status: .badRequest,
-                code: "invalid_parameter",
-                message: "wait=commit is offered on POST /increment only"
-            )
+            throw APIError(.invalidParameter, "wait=commit is offered on POST /increment only")
         }
         let body = try await self.collectBody(of: request)
         let limit = self.maximumBatchItems
@@ -100,15 +96,11 @@ struct IncrementController<Context: RequestContext>: Sendable {
             context.logger.debug("commit not awaited", metadata: ["increment.pending": "\(reason)"])
             return Response(status: .accepted)
         case .quarantined(let reason):
-            throw APIError(
-                status: .unprocessableContent,
-                code: "value_out_of_range",
-                message: "the increment was quarantined, not applied: \(reason)"
-            )
+            throw APIError(.valueOutOfRange, "the increment was quarantined, not applied: \(reason)")
         case .notCommitted(let reason):
-            throw APIError(status: .serviceUnavailable, code: "not_committed", message: reason)
+            throw APIError(.notCommitted, reason)
         case .unknown(let reason):
-            throw APIError(status: .internalServerError, code: "outcome_unknown", message: reason)
+            throw APIError(.outcomeUnknown, reason)
         }
     }
 
@@ -137,11 +129,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
         case nil: return .buffered
         case "commit": return .commit
         case let other?:
-            throw APIError(
-                status: .badRequest,
-                code: "invalid_parameter",
-                message: "wait must be \"commit\", got \"\(other)\""
-            )
+            throw APIError(.invalidParameter, "wait must be \"commit\", got \"\(other)\"")
         }
     }
 

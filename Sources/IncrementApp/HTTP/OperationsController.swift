@@ -41,7 +41,7 @@ struct OperationsController<Context: RequestContext>: Sendable {
             maximumFlushAge: self.maximumFlushAge
         )
         guard reasons.isEmpty else {
-            throw APIError(status: .serviceUnavailable, code: "not_ready", message: reasons.joined(separator: "; "))
+            throw APIError(.notReady, reasons.joined(separator: "; "))
         }
         return Response.json(Status(status: "ready"))
     }
