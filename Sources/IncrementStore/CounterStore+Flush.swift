@@ -30,7 +30,7 @@ extension CounterStore {
         let attempt = FlushAttempt()
         let deadline = deadline ?? .now + self.limits.attemptTimeout
         do {
-            return try await withDeadline(deadline, onExpiry: { attempt.abandon() }) {
+            return try await withDeadline(deadline, onExpiry: { attempt.abandon() }, watch: { attempt.connectionLost() }) {
                 try await self.client.withConnection { connection in
                     try attempt.begin(on: connection)
                     return try await connection.withTransaction(logger: self.logger) { connection in
@@ -150,6 +150,11 @@ extension FlushResult {
     }
 }
 
+/// The connection of a flush attempt closed before the attempt finished.
+public struct FlushConnectionLost: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the connection to PostgreSQL closed during the flush" }
+}
+
 /// Where one flush attempt got to: what decides whether a failure may hide a commit.
 final class FlushAttempt: Sendable {
     private enum Phase {
@@ -197,6 +202,26 @@ final class FlushAttempt: Sendable {
             }
         }
         if let connection { connection.close().whenComplete { _ in } }
+    }
+
+    /// ``FlushConnectionLost`` if the attempt's connection closed under it, else nil.
+    ///
+    /// postgres-nio loses a statement written to a connection that closes at that moment (the
+    /// server terminated the backend between two statements, say): the statement is never
+    /// answered, not even with an error. Without this check such an attempt would wait for its
+    /// deadline. Before COMMIT the attempt is fenced off; once COMMIT is out, its outcome is open.
+    func connectionLost() -> (any Error)? {
+        self.phase.withLock { phase in
+            switch phase {
+            case .transaction(let connection) where connection.isClosed:
+                phase = .abandoned
+                return FlushConnectionLost()
+            case .committing(let connection) where connection.isClosed:
+                return FlushConnectionLost()
+            default:
+                return nil
+            }
+        }
     }
 
     /// Whether the attempt that failed with `error` may have committed: only if COMMIT was sent

@@ -5,18 +5,22 @@ public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
     public var description: String { "the operation did not finish before its deadline" }
 }
 
-/// Runs `operation`, giving up at `deadline`.
+/// Runs `operation`, giving up at `deadline`, or earlier when `watch` reports an error.
 ///
 /// At the deadline the caller gets ``DeadlineExceeded`` whatever the operation is doing: it runs
 /// in a task of its own, which is then cancelled, and `onExpiry` is called to unblock work that
 /// does not observe cancellation (a query on a connection whose peer went silent ends only when
 /// the connection is closed). A task group would instead wait for such work to end.
+///
+/// `watch`, when given, is asked every 100 ms whether the operation can still succeed; the first
+/// error it returns ends the wait with that error (the operation is cancelled).
 func withDeadline<Result: Sendable>(
     _ deadline: ContinuousClock.Instant,
     onExpiry: @escaping @Sendable () -> Void = {},
+    watch: (@Sendable () -> (any Error)?)? = nil,
     _ operation: @escaping @Sendable () async throws -> Result
 ) async throws -> Result {
-    // The first of the operation and the timer to finish decides the outcome.
+    // The first of the operation, the timer and the watch to finish decides the outcome.
     let outcome = OneShot<Swift.Result<Result, any Error>>()
     let work = Task {
         do {
@@ -26,10 +30,20 @@ func withDeadline<Result: Sendable>(
         }
     }
     let timer = Task {
-        guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
-        if outcome.set(.failure(DeadlineExceeded())) {
-            onExpiry()
-            work.cancel()
+        while true {
+            let wake = watch == nil ? deadline : min(deadline, .now + .milliseconds(100))
+            guard (try? await Task.sleep(until: wake, clock: .continuous)) != nil else { return }
+            if wake == deadline {
+                if outcome.set(.failure(DeadlineExceeded())) {
+                    onExpiry()
+                    work.cancel()
+                }
+                return
+            }
+            if let error = watch?() {
+                if outcome.set(.failure(error)) { work.cancel() }
+                return
+            }
         }
     }
     defer { timer.cancel() }
