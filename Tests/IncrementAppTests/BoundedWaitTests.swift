@@ -22,7 +22,13 @@ struct BoundedWaitTests {
             #expect(waited.status == .accepted)
             #expect(waited.body.readableBytes == 0)
 
+            // Once flushes work again the pending increment lands (after the retry back-off,
+            // which may outlast the 400 ms wait), and the next wait=commit sees it.
             try await breakFlushes(database, false)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await client.get("/counters/a").text != #"{"key":"a","value":3}"#, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let committed = try await client.post("/increment?wait=commit", #"{"key":"a","value":4}"#)
             #expect(committed.text == #"{"key":"a","value":7}"#)
         }
