@@ -16,6 +16,9 @@ public typealias AppRequestContext = BasicRequestContext
 /// whose service group starts them in that order and stops them in reverse (HTTP server first,
 /// then the flusher's final flush, then the database client).
 ///
+/// The registry membership (heartbeats, flush barriers) runs once the flusher is ready, and
+/// stops first.
+///
 /// The HTTP server starts at once; the flusher prepares the database (migrations, the node's
 /// ledger entry, spilled batches) and `/readyz` answers `503` until it has.
 ///
@@ -63,9 +66,12 @@ struct NodeComponents: Sendable {
     let store: CounterStore
     let buffer: IncrementBuffer
     let flusher: Flusher
+    let membership: ClusterMembership
+    let barrier: FlushBarrier
     let metrics: NodeMetrics
     let health: NodeHealth
     let openWaits = OpenCommitWaits()
+    let idempotency = IdempotencyTable()
     let registry: PrometheusCollectorRegistry
     let documents: APIDocuments
     let logger: Logger
@@ -91,9 +97,19 @@ struct NodeComponents: Sendable {
             metrics: self.metrics,
             health: self.health,
             spill: try settings.flush.spillDirectory.map { try SpillDirectory(path: $0) },
+            idempotency: self.idempotency,
             nodeID: nodeID,
             logger: flushLogger
         )
+        self.membership = ClusterMembership(
+            store: self.store,
+            buffer: self.buffer,
+            flusher: self.flusher,
+            health: self.health,
+            settings: settings.cluster,
+            logger: flushLogger
+        )
+        self.barrier = FlushBarrier(store: self.store, membership: self.membership, settings: settings.cluster)
     }
 
     /// The HTTP application running the database client and the flusher as its services.
@@ -101,7 +117,7 @@ struct NodeComponents: Sendable {
         Application(
             router: buildRouter(node: self, settings: settings),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
-            services: [self.postgres, self.flusher],
+            services: [self.postgres, self.flusher, self.membership],
             logger: self.logger
         )
     }
@@ -123,10 +139,15 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             maximumBatchItems: settings.maximumBatchItems,
             earlyFlushKeys: settings.flush.earlyFlushKeys,
             commitWaitTimeout: settings.flush.commitWaitTimeout,
-            openWaits: node.openWaits
+            openWaits: node.openWaits,
+            idempotency: node.idempotency,
+            store: node.store
         ).endpoints
     )
-    router.addRoutes(CounterController(store: node.store, readTimeout: .seconds(5)).endpoints)
+    router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5)).endpoints)
+    router.addRoutes(
+        ClusterController(store: node.store, barrier: node.barrier, settings: settings.cluster, readTimeout: .seconds(5)).endpoints
+    )
     router.addRoutes(
         OperationsController(
             buffer: node.buffer,

@@ -15,22 +15,44 @@ public enum CommitOutcome: Sendable, Hashable {
     /// A write carrying the increment was sent and its answer lost, and the node gave up:
     /// it may or may not have been applied.
     case unknown(reason: String)
+    /// The request's idempotency key was recorded first by a request with another body: this
+    /// one was not applied.
+    case idempotencyKeyReused
 }
 
 /// A caller waiting for the flush that carries its increment.
 public struct CommitWaiter: Sendable {
     /// The key the caller incremented.
     public let key: CounterKey
+    /// The idempotency key and fingerprint of the caller's request, if it sent one.
+    public let idempotency: (key: IdempotencyKey, fingerprint: Int64)?
     private let answer: @Sendable (CommitOutcome) -> Void
 
     /// Creates a waiter; `answer` is called exactly once, with the outcome.
-    public init(key: CounterKey, answer: @escaping @Sendable (CommitOutcome) -> Void) {
+    public init(key: CounterKey, idempotency: IdempotentRequest? = nil, answer: @escaping @Sendable (CommitOutcome) -> Void) {
         self.key = key
+        self.idempotency = idempotency.map { ($0.key, $0.fingerprint) }
         self.answer = answer
     }
 
     /// Answers the waiting caller. Call exactly once.
     public func resume(with outcome: CommitOutcome) {
         self.answer(outcome)
+    }
+}
+
+/// A caller waiting until everything the buffer held when it asked has committed (a flush
+/// barrier: `POST /flush`, strong reads).
+public struct BarrierWaiter: Sendable {
+    private let answer: @Sendable () -> Void
+
+    /// Creates a waiter; `answer` is called once everything before it has committed.
+    public init(answer: @escaping @Sendable () -> Void) {
+        self.answer = answer
+    }
+
+    /// Tells the waiting caller.
+    public func resume() {
+        self.answer()
     }
 }

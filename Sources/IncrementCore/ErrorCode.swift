@@ -17,6 +17,12 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case tooManyItems = "too_many_items"
     /// A query parameter has a value the route does not know.
     case invalidParameter = "invalid_parameter"
+    /// The `Idempotency-Key` header is not a valid key.
+    case invalidIdempotencyKey = "invalid_idempotency_key"
+    /// The idempotency key was used before with a different request.
+    case idempotencyKeyReused = "idempotency_key_reused"
+    /// A request with this idempotency key is still being processed.
+    case idempotencyKeyInFlight = "idempotency_key_in_flight"
     /// Any other malformed request.
     case badRequest = "bad_request"
     /// The body is larger than the node accepts.
@@ -31,6 +37,8 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case notReady = "not_ready"
     /// A read could not reach the database.
     case databaseUnavailable = "database_unavailable"
+    /// Some live nodes did not confirm a flush barrier in time: a strong read would not be fresh.
+    case barrierTimeout = "barrier_timeout"
     /// A `wait=commit` increment was certainly not applied: safe to retry.
     case notCommitted = "not_committed"
     /// A `wait=commit` increment may or may not have been applied: read before retrying.

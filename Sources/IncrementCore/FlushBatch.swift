@@ -27,28 +27,51 @@ public struct FlushBatch: Sendable {
     public let keys: [CounterKey]
     /// `deltas[i]` is the summed delta for `keys[i]`.
     public let deltas: [Int64]
-    /// The cluster shards the keys fall in, ascending: the advisory locks the flush takes.
+    /// The requests sent with an idempotency key, each applied only if its key is new
+    /// cluster-wide; in ascending key order, each key once.
+    public let idempotent: [IdempotentRequest]
+    /// The cluster shards the keys fall in, ascending: the advisory locks the flush takes. They
+    /// cover the idempotent requests' counters and their idempotency keys too, so two flushes
+    /// recording the same idempotency key queue like two flushes of the same counter.
     public let clusterShards: [Int32]
 
-    /// Builds a batch from summed deltas.
-    public init(id: BatchID, deltas: [CounterKey: Int64], shardMap: ClusterShardMap) {
+    /// Builds a batch from summed deltas and idempotent requests.
+    public init(id: BatchID, deltas: [CounterKey: Int64], idempotent: [IdempotentRequest] = [], shardMap: ClusterShardMap) {
         let entries = deltas.sorted { $0.key < $1.key }
-        self.init(id: id, keys: entries.map(\.key), deltas: entries.map(\.value), shardMap: shardMap)
+        self.init(id: id, keys: entries.map(\.key), deltas: entries.map(\.value), idempotent: idempotent, shardMap: shardMap)
     }
 
     /// Builds a batch from keys already unique and in ascending byte order, with their deltas.
     ///
     /// - Precondition: `keys.count == deltas.count`.
-    public init(id: BatchID, keys: [CounterKey], deltas: [Int64], shardMap: ClusterShardMap) {
+    public init(
+        id: BatchID,
+        keys: [CounterKey],
+        deltas: [Int64],
+        idempotent: [IdempotentRequest] = [],
+        shardMap: ClusterShardMap
+    ) {
         precondition(keys.count == deltas.count, "a batch needs one delta per key")
         self.id = id
         self.keys = keys
         self.deltas = deltas
-        self.clusterShards = shardMap.lockOrder(for: keys)
+        var unique: [IdempotencyKey: IdempotentRequest] = [:]
+        for request in idempotent where unique[request.key] == nil {
+            unique[request.key] = request
+        }
+        self.idempotent = unique.values.sorted { Array($0.key.value.utf8).lexicographicallyPrecedes($1.key.value.utf8) }
+        if self.idempotent.isEmpty {
+            self.clusterShards = shardMap.lockOrder(for: keys)
+        } else {
+            let touched = self.idempotent.flatMap { request in
+                request.increments.map(\.key) + [CounterKey(trusted: "idempotency-key:" + request.key.value)]
+            }
+            self.clusterShards = shardMap.lockOrder(for: keys + touched)
+        }
     }
 
-    /// The number of distinct keys.
-    public var count: Int { self.keys.count }
+    /// The number of distinct keys, and of idempotent requests' increments.
+    public var count: Int { self.keys.count + self.idempotent.reduce(0) { $0 + $1.increments.count } }
 
     /// The keys as text, for binding as a `text[]`.
     public var keyStrings: [String] { self.keys.map(\.string) }

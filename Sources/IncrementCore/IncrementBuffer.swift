@@ -12,6 +12,9 @@ public final class IncrementBuffer: Sendable {
         struct State {
             var deltas: [CounterKey: Int64] = [:]
             var waiters: [CommitWaiter] = []
+            var barriers: [BarrierWaiter] = []
+            /// Requests with an idempotency key, kept whole (shard 0 only).
+            var idempotent: [IdempotentRequest] = []
             var oldestPendingSince: ContinuousClock.Instant?
         }
 
@@ -63,6 +66,28 @@ public final class IncrementBuffer: Sendable {
             try self.apply(key: increment.key, delta: increment.delta, to: &state)
             if let waiter { state.waiters.append(waiter) }
         }
+    }
+
+    /// Adds a request sent with an idempotency key, kept apart from the summed deltas so that
+    /// the flush can apply it only if its key is new cluster-wide. Each increment counts as a
+    /// pending key towards the cap.
+    public func add(_ request: IdempotentRequest, waiter: CommitWaiter? = nil) throws(AdmissionError) {
+        try self.shards[0].state.withLock { (state) throws(AdmissionError) in
+            let count = request.increments.count
+            if self.pendingKeyCount.load(ordering: .relaxed) + count > self.maximumPendingKeys {
+                throw .overloaded
+            }
+            if state.oldestPendingSince == nil { state.oldestPendingSince = .now }
+            state.idempotent.append(request)
+            if let waiter { state.waiters.append(waiter) }
+            self.pendingKeyCount.add(count, ordering: .relaxed)
+        }
+    }
+
+    /// Adds a flush barrier: it is answered after the flush that carries everything added before
+    /// it (every shard is drained at once, so which shard holds it does not matter).
+    public func addBarrier(_ barrier: BarrierWaiter) {
+        self.shards[0].state.withLock { $0.barriers.append(barrier) }
     }
 
     /// Adds many increments, all or nothing: if any is refused, none is applied.
@@ -128,8 +153,10 @@ public final class IncrementBuffer: Sendable {
             }
         }
         var drained = PendingIncrements()
-        for state in taken where !(state.deltas.isEmpty && state.waiters.isEmpty) {
-            self.pendingKeyCount.subtract(state.deltas.count, ordering: .relaxed)
+        for state in taken where !(state.deltas.isEmpty && state.waiters.isEmpty && state.barriers.isEmpty && state.idempotent.isEmpty) {
+            let idempotentCount = state.idempotent.reduce(0) { $0 + $1.increments.count }
+            self.pendingKeyCount.subtract(state.deltas.count + idempotentCount, ordering: .relaxed)
+            drained.idempotent.append(contentsOf: state.idempotent)
             if drained.deltas.isEmpty {
                 drained.deltas = state.deltas
             } else {
@@ -137,6 +164,7 @@ public final class IncrementBuffer: Sendable {
                 drained.deltas.merge(state.deltas, uniquingKeysWith: +)
             }
             drained.waiters.append(contentsOf: state.waiters)
+            drained.barriers.append(contentsOf: state.barriers)
         }
         return drained
     }

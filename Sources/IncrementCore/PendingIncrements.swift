@@ -4,13 +4,27 @@ public struct PendingIncrements: Sendable {
     public var deltas: [CounterKey: Int64]
     /// The callers waiting for these increments to commit.
     public var waiters: [CommitWaiter]
+    /// The callers waiting for everything accepted before them to commit.
+    public var barriers: [BarrierWaiter]
+    /// The requests sent with an idempotency key, whole.
+    public var idempotent: [IdempotentRequest]
 
     /// Creates a drained set of increments.
-    public init(deltas: [CounterKey: Int64] = [:], waiters: [CommitWaiter] = []) {
+    public init(
+        deltas: [CounterKey: Int64] = [:],
+        waiters: [CommitWaiter] = [],
+        barriers: [BarrierWaiter] = [],
+        idempotent: [IdempotentRequest] = []
+    ) {
         self.deltas = deltas
         self.waiters = waiters
+        self.barriers = barriers
+        self.idempotent = idempotent
     }
 
+    /// True when there is nothing to write.
+    public var hasNothingToWrite: Bool { self.deltas.isEmpty && self.idempotent.isEmpty }
+
     /// True when there is nothing to write and nobody waiting.
-    public var isEmpty: Bool { self.deltas.isEmpty && self.waiters.isEmpty }
+    public var isEmpty: Bool { self.hasNothingToWrite && self.waiters.isEmpty && self.barriers.isEmpty }
 }

@@ -89,44 +89,140 @@ extension CounterStore {
             try await result.collect(rows)
         case "unknown":
             result.disposition = .outcomeUnknown
+            let items = batch.idempotent.flatMap(\.increments)
             let rows = try await connection.query(
                 """
                 INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
                 SELECT \(nodeID)::uuid, \(sequence), key, delta, \(Self.unknownOutcomeReason)
-                FROM unnest(\(batch.keyStrings)::text[], \(batch.deltas)::bigint[]) AS u(key, delta)
+                FROM unnest(\(batch.keyStrings + items.map(\.key.string))::text[], \(batch.deltas + items.map(\.delta))::bigint[]) AS u(key, delta)
                 RETURNING key, NULL::bigint, reason
                 """,
                 logger: self.logger
             )
             try await result.collect(rows)
         default:
-            let rows = try await connection.query(
-                """
-                WITH input AS (
-                    SELECT key, delta FROM unnest(\(batch.keyStrings)::text[], \(batch.deltas)::bigint[]) AS u(key, delta)
-                ), out_of_range AS (
-                    SELECT input.key, input.delta FROM input JOIN counters ON counters.key = input.key
-                    WHERE counters.value::numeric + input.delta NOT BETWEEN -9223372036854775808 AND 9223372036854775807
-                ), quarantined AS (
-                    INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
-                    SELECT \(nodeID)::uuid, \(sequence), key, delta, \(Self.outOfRangeReason) FROM out_of_range
-                    RETURNING key, reason
-                ), upserted AS (
-                    INSERT INTO counters AS c (key, value, updated_at)
-                    SELECT key, delta, now() FROM input
-                    WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)
-                    ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
-                    RETURNING key, value
-                )
-                SELECT key, value, NULL FROM upserted WHERE key = ANY(\(wanted)::text[])
-                UNION ALL
-                SELECT key, NULL, reason FROM quarantined
-                """,
-                logger: self.logger
-            )
+            let rows = try await connection.query(Self.upsert(batch, wanted: wanted, retention: self.limits.idempotencyRetention), logger: self.logger)
             try await result.collect(rows)
+            if !batch.idempotent.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE idempotency_keys AS i SET total = c.value FROM counters AS c
+                    WHERE i.node_id = \(nodeID)::uuid AND i.seq = \(sequence) AND c.key = i.total_key
+                    AND NOT EXISTS (
+                        SELECT 1 FROM quarantined_increments AS q
+                        WHERE q.node_id = i.node_id AND q.seq = i.seq AND q.key = i.total_key
+                    )
+                    """,
+                    logger: self.logger
+                )
+            }
+        }
+        if !batch.idempotent.isEmpty {
+            result.idempotencyRecords = try await Self.idempotencyRecords(
+                batch.idempotent.map(\.key), batch: batch.id, on: connection, logger: self.logger)
         }
         return result
+    }
+
+    /// The single upsert of a batch: plain summed deltas, plus, when the batch carries
+    /// idempotent requests, the increments of those whose keys this statement records (a key
+    /// already recorded, by any node, and not expired, applies nothing again).
+    /// Keys whose total would leave bigint are quarantined in the same statement.
+    ///
+    /// The SQL is fixed text with numbered parameters; every value is bound.
+    static func upsert(_ batch: FlushBatch, wanted: [String], retention: Duration) -> PostgresQuery {
+        var binds = PostgresBindings()
+        binds.append(batch.keyStrings)  // $1
+        binds.append(batch.deltas)  // $2
+        binds.append(batch.id.nodeID)  // $3
+        binds.append(batch.id.sequence)  // $4
+        binds.append(Self.outOfRangeReason)  // $5
+        binds.append(wanted)  // $6
+        let input: String
+        // A plain delta is within bigint, so only keys already stored can leave it; a sum with
+        // idempotent increments may leave it for a new key too.
+        let rangeCheck: String
+        if batch.idempotent.isEmpty {
+            input = """
+                input AS (
+                    SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
+                )
+                """
+            rangeCheck = "JOIN counters ON counters.key = input.key WHERE counters.value::numeric"
+        } else {
+            rangeCheck = "LEFT JOIN counters ON counters.key = input.key WHERE coalesce(counters.value, 0)::numeric"
+            let requests = batch.idempotent
+            binds.append(requests.map(\.key.value))  // $7
+            binds.append(requests.map(\.fingerprint))  // $8
+            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $9
+            binds.append(retention.seconds)  // $10
+            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $11
+            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $12
+            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $13
+            input = """
+                recorded AS (
+                    INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
+                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $10)
+                    FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
+                    ON CONFLICT (idem_key) DO UPDATE SET
+                        fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
+                        node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = now(), expires_at = EXCLUDED.expires_at
+                    -- A key past its retention, not yet pruned, is new again.
+                    WHERE k.expires_at < now()
+                    RETURNING idem_key
+                ), input AS (
+                    SELECT key, sum(delta) AS delta FROM (
+                        SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
+                        UNION ALL
+                        SELECT item.key, item.delta
+                        FROM unnest($11::text[], $12::text[], $13::bigint[]) AS item(idem_key, key, delta)
+                        JOIN recorded USING (idem_key)
+                    ) AS increments
+                    GROUP BY key
+                )
+                """
+        }
+        let sql = """
+            WITH \(input), out_of_range AS (
+                SELECT input.key, input.delta FROM input \(rangeCheck) + input.delta NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+            ), quarantined AS (
+                INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
+                SELECT $3::uuid, $4, key, delta, $5 FROM out_of_range
+                RETURNING key, reason
+            ), upserted AS (
+                INSERT INTO counters AS c (key, value, updated_at)
+                SELECT key, delta::bigint, now() FROM input
+                WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)
+                ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
+                RETURNING key, value
+            )
+            SELECT key, value, NULL FROM upserted WHERE key = ANY($6::text[])
+            UNION ALL
+            SELECT key, NULL, reason FROM quarantined
+            """
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+
+    /// The records of `keys`, read in the flush transaction after its upsert.
+    static func idempotencyRecords(
+        _ keys: [IdempotencyKey],
+        batch: BatchID,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [IdempotencyKey: IdempotencyRecord] {
+        let rows = try await connection.query(
+            """
+            SELECT idem_key, fingerprint, total, node_id = \(batch.nodeID)::uuid AND seq = \(batch.sequence)
+            FROM idempotency_keys WHERE idem_key = ANY(\(keys.map(\.value))::text[])
+            """,
+            logger: logger
+        )
+        var records: [IdempotencyKey: IdempotencyRecord] = [:]
+        for try await (key, fingerprint, total, recordedHere) in rows.decode((String, Int64, Int64?, Bool).self) {
+            records[IdempotencyKey(trusted: key)] = IdempotencyRecord(
+                fingerprint: fingerprint, total: total, recordedByThisFlush: recordedHere)
+        }
+        return records
     }
 
     /// The reason recorded for a batch whose earlier attempt may have committed and whose

@@ -28,10 +28,17 @@ extension CounterStore {
         }
     }
 
-    /// Deletes this node's ledger row: called at a clean shutdown, when nothing is left to retry.
+    /// Deletes this node's ledger row and its registry row: called at a clean shutdown, when
+    /// nothing is left to retry (or once another node applied what it spilled).
     public func deregister(nodeID: String, deadline: ContinuousClock.Instant) async throws {
         try await withDeadline(deadline) {
-            try await self.client.query("DELETE FROM flush_ledger WHERE node_id = \(nodeID)::uuid", logger: self.logger)
+            try await self.client.query(
+                """
+                WITH registry AS (DELETE FROM cluster_nodes WHERE node_id = \(nodeID)::uuid)
+                DELETE FROM flush_ledger WHERE node_id = \(nodeID)::uuid
+                """,
+                logger: self.logger
+            )
         }
     }
 

@@ -10,16 +10,20 @@ public struct FlushLimits: Sendable, Hashable {
     public var stallTimeout: Duration
     /// How long a node's ledger entry outlives the node's last contact.
     public var ledgerRetention: Duration
+    /// How long an idempotency key is remembered after the flush that recorded it.
+    public var idempotencyRetention: Duration
 
     /// Creates flush limits; the defaults are the production ones.
     public init(
         attemptTimeout: Duration = .seconds(20),
         stallTimeout: Duration = .seconds(3),
-        ledgerRetention: Duration = .seconds(86_400)
+        ledgerRetention: Duration = .seconds(86_400),
+        idempotencyRetention: Duration = .seconds(86_400)
     ) {
         self.attemptTimeout = attemptTimeout
         self.stallTimeout = stallTimeout
         self.ledgerRetention = ledgerRetention
+        self.idempotencyRetention = idempotencyRetention
     }
 }
 

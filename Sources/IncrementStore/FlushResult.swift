@@ -21,6 +21,9 @@ public struct FlushResult: Sendable {
     public var quarantined: [CounterKey: String]
     /// How long the flush waited for its cluster-shard advisory locks.
     public var lockWait: Duration
+    /// The recorded requests of the batch's idempotency keys: this batch's, or the earlier
+    /// request's that recorded the key first.
+    public var idempotencyRecords: [IdempotencyKey: IdempotencyRecord] = [:]
 
     /// Creates a flush result.
     public init(
@@ -33,6 +36,24 @@ public struct FlushResult: Sendable {
         self.totals = totals
         self.quarantined = quarantined
         self.lockWait = lockWait
+    }
+}
+
+/// What the database remembers of a request sent with an idempotency key.
+public struct IdempotencyRecord: Sendable, Hashable {
+    /// The fingerprint of the request that recorded the key.
+    public var fingerprint: Int64
+    /// For `POST /increment`, the key's committed total right after that request's flush; nil
+    /// for `POST /increments`, or when its increment was quarantined.
+    public var total: Int64?
+    /// True when the flush that returned this record is the one that recorded the key.
+    public var recordedByThisFlush: Bool
+
+    /// Creates a record.
+    public init(fingerprint: Int64, total: Int64?, recordedByThisFlush: Bool) {
+        self.fingerprint = fingerprint
+        self.total = total
+        self.recordedByThisFlush = recordedByThisFlush
     }
 }
 

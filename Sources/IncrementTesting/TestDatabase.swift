@@ -54,6 +54,7 @@ public struct TestDatabase: Sendable {
     }
 
     /// Runs `body` with a running client of this database.
+    @discardableResult
     public func withClient<Result: Sendable>(
         _ body: @Sendable (PostgresClient) async throws -> Result
     ) async throws -> Result {

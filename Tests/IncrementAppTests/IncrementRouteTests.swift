@@ -109,7 +109,7 @@ struct IncrementRouteTests {
         let quarantined = try await database.withClient { client in
             var rows: [String] = []
             for try await (key, delta) in try await client.query(
-                "SELECT key, delta FROM quarantined_increments", logger: appTestLogger
+                "SELECT key, delta::bigint FROM quarantined_increments", logger: appTestLogger
             ).decode((String, Int64).self) {
                 rows.append("\(key)=\(delta)")
             }

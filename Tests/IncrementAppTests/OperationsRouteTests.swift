@@ -71,8 +71,8 @@ struct OperationsRouteTests {
             let documented = Self.documentedOperations(spec.text)
             #expect(
                 documented == [
-                    "POST /increment", "POST /increments", "GET /counters/{key}", "GET /healthz", "GET /readyz",
-                    "GET /metrics", "GET /openapi.yaml", "GET /docs",
+                    "POST /increment", "POST /increments", "GET /counters", "GET /counters/{key}", "POST /flush",
+                    "GET /cluster", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs",
                 ]
             )
             // Each documented operation is routed: none answers 404 or 405.

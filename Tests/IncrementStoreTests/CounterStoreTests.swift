@@ -46,7 +46,7 @@ struct CounterStoreTests {
             #expect(try await allCounters(client) == ["big": .max - 1, "small": .min + 1, "fine": 3])
             var kept: [String: Int64] = [:]
             for try await (key, delta) in try await client.query(
-                "SELECT key, delta FROM quarantined_increments WHERE seq = 2", logger: testLogger
+                "SELECT key, delta::bigint FROM quarantined_increments WHERE seq = 2", logger: testLogger
             ).decode((String, Int64).self) {
                 kept[key] = delta
             }

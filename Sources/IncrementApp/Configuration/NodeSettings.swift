@@ -1,3 +1,4 @@
+import Foundation
 import Configuration
 import IncrementCore
 import IncrementStore
@@ -21,6 +22,8 @@ public struct NodeSettings: Sendable {
     public var maximumBodyBytes: Int
     /// The most items one `POST /increments` may carry.
     public var maximumBatchItems: Int
+    /// The cluster registry and flush barriers.
+    public var cluster: ClusterSettings
     /// The log level.
     public var logLevel: Logger.Level
 
@@ -43,8 +46,10 @@ public struct NodeSettings: Sendable {
         Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.bufferShards, Keys.bufferMaxPendingKeys,
         Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushCommitWaitMs, Keys.flushRetryMaxMs,
         Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
-        Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.readinessMaxStalenessMs,
-        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.logLevel,
+        Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
+        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
+        Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
+        Keys.barrierTimeoutMs, Keys.logLevel,
     ]
 
     /// The catalogue: each setting's key, default and meaning. A default owned by a lower layer
@@ -100,6 +105,9 @@ public struct NodeSettings: Sendable {
         static let ledgerRetentionSeconds = SettingDescriptor(
             key: "ledger.retentionSeconds", defaultValue: "\(Int64(FlushLimits().ledgerRetention.seconds))",
             summary: "how long a node's ledger entry outlives its last contact with the database")
+        static let idempotencyRetentionSeconds = SettingDescriptor(
+            key: "idempotency.retentionSeconds", defaultValue: "\(Int64(FlushLimits().idempotencyRetention.seconds))",
+            summary: "how long an Idempotency-Key is remembered after its request was applied")
         static let readinessMaxStalenessMs = SettingDescriptor(
             key: "readiness.maxStalenessMs", defaultValue: "10000",
             summary: "oldest pending increment age at which /readyz fails")
@@ -107,6 +115,22 @@ public struct NodeSettings: Sendable {
             key: "http.maxBodyBytes", defaultValue: "1048576", summary: "largest request body accepted (413 beyond)")
         static let batchMaxItems = SettingDescriptor(
             key: "batch.maxItems", defaultValue: "\(IncrementBodyDecoder.defaultMaximumBatchItems)", summary: "most increments in one POST /increments")
+        static let clusterAdvertiseAddress = SettingDescriptor(
+            key: "cluster.advertiseAddress", defaultValue: nil,
+            summary: "address shown for this node in GET /cluster (default: HOST:PORT, the host name when HOST is a wildcard)")
+        static let clusterHeartbeatMs = SettingDescriptor(
+            key: "cluster.heartbeatMs", defaultValue: "500", summary: "time between this node's heartbeats in the registry")
+        static let clusterNodeGoneMs = SettingDescriptor(
+            key: "cluster.nodeGoneMs", defaultValue: "10000",
+            summary: "silence after which a node is shown gone and strong reads stop waiting for it")
+        static let clusterNodeRemoveSeconds = SettingDescriptor(
+            key: "cluster.nodeRemoveSeconds", defaultValue: "600", summary: "silence after which a node is removed from the registry")
+        static let barrierPollMs = SettingDescriptor(
+            key: "barrier.pollMs", defaultValue: "20",
+            summary: "how often nodes look for flush barriers (the main part of a strong read's latency)")
+        static let barrierTimeoutMs = SettingDescriptor(
+            key: "barrier.timeoutMs", defaultValue: "5000",
+            summary: "longest a strong read or POST /flush waits for every live node (then 503 naming them)")
         static let logLevel = SettingDescriptor(
             key: "log.level", defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical")
     }
@@ -137,11 +161,27 @@ public struct NodeSettings: Sendable {
             limits: FlushLimits(
                 attemptTimeout: try Keys.flushAttemptTimeoutMs.milliseconds(from: reader, in: 100...600_000),
                 stallTimeout: try Keys.flushStallTimeoutMs.milliseconds(from: reader, in: 100...600_000),
-                ledgerRetention: .seconds(try Keys.ledgerRetentionSeconds.int(from: reader, in: 60...365 * 86_400))
+                ledgerRetention: .seconds(try Keys.ledgerRetentionSeconds.int(from: reader, in: 60...365 * 86_400)),
+                idempotencyRetention: .seconds(try Keys.idempotencyRetentionSeconds.int(from: reader, in: 1...365 * 86_400))
             ),
             maximumStaleness: try Keys.readinessMaxStalenessMs.milliseconds(from: reader, in: 10...3_600_000),
             migrateOnStart: try Keys.migrateOnStart.bool(from: reader)
         )
+        self.cluster = ClusterSettings(
+            advertisedAddress: Keys.clusterAdvertiseAddress.string(from: reader).flatMap { $0.isEmpty ? nil : $0 }
+                ?? Self.defaultAdvertisedAddress(host: self.host, port: self.port),
+            heartbeatInterval: try Keys.clusterHeartbeatMs.milliseconds(from: reader, in: 50...60_000),
+            nodeGoneAfter: try Keys.clusterNodeGoneMs.milliseconds(from: reader, in: 200...3_600_000),
+            nodeRemovedAfter: .seconds(try Keys.clusterNodeRemoveSeconds.int(from: reader, in: 1...30 * 86_400)),
+            barrierPollInterval: try Keys.barrierPollMs.milliseconds(from: reader, in: 1...10_000),
+            barrierTimeout: try Keys.barrierTimeoutMs.milliseconds(from: reader, in: 10...50_000)
+        )
+        if self.cluster.nodeGoneAfter < self.cluster.heartbeatInterval * 2 {
+            throw SettingsError(
+                setting: Keys.clusterNodeGoneMs.environmentVariable,
+                reason: "must be at least twice \(Keys.clusterHeartbeatMs.environmentVariable), or live nodes would show as gone"
+            )
+        }
         if self.flush.drainWindow + .seconds(1) > self.flush.shutdownTimeout {
             throw SettingsError(
                 setting: Keys.shutdownDrainMs.environmentVariable,
@@ -153,6 +193,12 @@ public struct NodeSettings: Sendable {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")
         }
         self.logLevel = logLevel
+    }
+
+    /// `host:port`, or the machine's host name for a wildcard host (a container's name, say).
+    static func defaultAdvertisedAddress(host: String, port: Int) -> String {
+        let wildcard = ["0.0.0.0", "::", "[::]", ""].contains(host)
+        return "\(wildcard ? ProcessInfo.processInfo.hostName : host):\(port)"
     }
 
     /// The text `increment-node --help` prints.

@@ -10,8 +10,8 @@ final class CommitWait: Sendable {
     private let answered = OneShot<CommitOutcome>()
 
     /// The waiter to hand to the buffer.
-    func waiter(for key: CounterKey) -> CommitWaiter {
-        CommitWaiter(key: key) { outcome in self.answer(outcome) }
+    func waiter(for key: CounterKey, idempotency: IdempotentRequest? = nil) -> CommitWaiter {
+        CommitWaiter(key: key, idempotency: idempotency) { outcome in self.answer(outcome) }
     }
 
     /// Answers the wait, unless it has been answered already.

@@ -4,6 +4,7 @@ import IncrementCore
 struct RetainedBatch {
     let batch: FlushBatch
     let waiters: [CommitWaiter]
+    let barriers: [BarrierWaiter]
     var attempts = 0
     /// Sticky: once an attempt's COMMIT went unanswered, the batch may be applied already.
     var mayHaveCommitted = false

@@ -22,6 +22,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         case pendingThreshold
         /// A failed flush's back-off ended.
         case retry
+        /// A flush barrier waits for everything accepted before it.
+        case barrier
     }
 
     let buffer: IncrementBuffer
@@ -31,6 +33,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let metrics: NodeMetrics
     let health: NodeHealth
     let spill: SpillDirectory?
+    let idempotency: IdempotencyTable
     let logger: Logger
     /// This process's identity in the flush ledger; fresh at every start.
     public let nodeID: String
@@ -48,9 +51,11 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         metrics: NodeMetrics,
         health: NodeHealth,
         spill: SpillDirectory?,
+        idempotency: IdempotencyTable,
         nodeID: String,
         logger: Logger
     ) {
+        self.idempotency = idempotency
         self.buffer = buffer
         self.store = store
         self.settings = settings
@@ -266,12 +271,16 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 ]
             )
             for waiter in retained.waiters {
-                waiter.resume(with: Self.outcome(for: waiter.key, in: result))
+                waiter.resume(with: Self.outcome(for: waiter, in: result))
+            }
+            self.settleIdempotency(of: batch, result: result)
+            for barrier in retained.barriers {
+                barrier.resume()
             }
             state.retained = nil
             state.consecutiveFailures = 0
             self.health.recordDatabase(reachable: true)
-            self.health.recordFlush(failed: false)
+            self.health.recordFlushEnded(error: nil)
             return .flushed
         } catch {
             // Only a FlushFailure says whether COMMIT went out; assume it may have otherwise.
@@ -280,7 +289,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             state.retained = retained
             state.consecutiveFailures += 1
             self.metrics.flushFailures.increment()
-            self.health.recordFlush(failed: true)
+            self.health.recordFlushEnded(error: describe(failure.underlying))
             self.logger.error(
                 "flush failed; the batch is kept and retried",
                 metadata: [
@@ -297,20 +306,36 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// is buffered and nobody waits.
     private func drainIntoNextBatch(state: inout FlushState) -> RetainedBatch? {
         let pending = self.buffer.drain()
-        if pending.isEmpty { return nil }
+        if pending.hasNothingToWrite {
+            // Nothing to write, and every earlier batch has committed (one batch is in flight at
+            // a time, and none is retained when the buffer is drained): the barriers are met.
+            for barrier in pending.barriers { barrier.resume() }
+            if pending.waiters.isEmpty { return nil }
+        }
         state.sequence += 1
         let batch = FlushBatch(
             id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
             deltas: pending.deltas,
+            idempotent: pending.idempotent,
             shardMap: self.shardMap
         )
-        return RetainedBatch(batch: batch, waiters: pending.waiters)
+        return RetainedBatch(batch: batch, waiters: pending.waiters, barriers: pending.barriers)
     }
 
-    /// What a waiter on `key` is told once `result` committed.
-    static func outcome(for key: CounterKey, in result: FlushResult) -> CommitOutcome {
+    /// What `waiter` is told once `result` committed.
+    static func outcome(for waiter: CommitWaiter, in result: FlushResult) -> CommitOutcome {
+        let key = waiter.key
         if result.disposition == .outcomeUnknown {
             return .unknown(reason: CounterStore.unknownOutcomeReason)
+        }
+        if let (idempotencyKey, fingerprint) = waiter.idempotency {
+            // The answer is the recorded request's, whichever flush recorded it.
+            guard let record = result.idempotencyRecords[idempotencyKey] else {
+                return .unknown(reason: "the flush committed but the idempotency key was not recorded")
+            }
+            if record.fingerprint != fingerprint { return .idempotencyKeyReused }
+            if let total = record.total { return .committed(total: total) }
+            return .quarantined(reason: result.quarantined[key] ?? CounterStore.outOfRangeReason)
         }
         if let reason = result.quarantined[key] {
             return .quarantined(reason: reason)
@@ -319,6 +344,23 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             return .committed(total: total)
         }
         return .unknown(reason: "the flush committed but returned no total for this key")
+    }
+
+    /// Lets go of the batch's idempotency keys (the database answers repeats from now on) and
+    /// counts the requests dropped because their key had been recorded with another body.
+    private func settleIdempotency(of batch: FlushBatch, result: FlushResult) {
+        guard !batch.idempotent.isEmpty else { return }
+        self.idempotency.release(batch.idempotent.map(\.key))
+        let conflicts = batch.idempotent.count { request in
+            result.idempotencyRecords[request.key].map { $0.fingerprint != request.fingerprint } ?? false
+        }
+        if conflicts > 0 {
+            self.metrics.idempotencyConflicts.increment(by: conflicts)
+            self.logger.warning(
+                "idempotency keys reused with another body; those requests were not applied",
+                metadata: ["flush.batch": "\(batch.id)", "idempotency.conflicts": "\(conflicts)"]
+            )
+        }
     }
 
     private func recordQuarantine(_ result: FlushResult, batch: FlushBatch) {
@@ -333,14 +375,16 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         )
     }
 
-    /// Periodic chores: keep this node's ledger entry alive, prune expired ones, and apply what
-    /// other nodes spilled.
+    /// Periodic chores: keep this node's ledger entry alive, prune expired ledger entries and
+    /// idempotency keys, and apply what other nodes spilled.
     private func performUpkeep() async {
         let deadline = ContinuousClock.now + self.settings.limits.attemptTimeout
         do {
             try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
             let pruned = try await self.store.pruneLedger(deadline: deadline)
             self.metrics.prunedLedgerRows.increment(by: pruned)
+            let expired = try await self.store.pruneIdempotencyKeys(deadline: deadline)
+            self.metrics.prunedIdempotencyKeys.increment(by: expired)
             try await self.replaySpilledBatches()
         } catch {
             self.logger.warning("ledger upkeep failed", metadata: ["error": "\(describe(error))"])
@@ -418,6 +462,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             for waiter in retained.waiters {
                 waiter.resume(with: outcome)
             }
+            self.idempotency.release(retained.batch.idempotent.map(\.key))
         }
         if spilledKeys > 0 || lostKeys > 0 {
             throw FinalFlushIncomplete(spilledKeys: spilledKeys, lostKeys: lostKeys)

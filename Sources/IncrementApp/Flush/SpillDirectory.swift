@@ -16,6 +16,17 @@ public struct SpillDirectory: Sendable {
         var mayHaveCommitted: Bool
         var keys: [Data]
         var deltas: [Int64]
+        /// Requests sent with an idempotency key (absent in files written before they existed).
+        var idempotent: [IdempotentRecord]?
+    }
+
+    /// One idempotent request as stored.
+    struct IdempotentRecord: Codable {
+        var key: String
+        var fingerprint: Int64
+        var route: UInt8
+        var keys: [Data]
+        var deltas: [Int64]
     }
 
     /// A batch read back from the directory.
@@ -45,7 +56,16 @@ public struct SpillDirectory: Sendable {
             sequence: batch.id.sequence,
             mayHaveCommitted: mayHaveCommitted,
             keys: batch.keys.map { key in key.withUTF8 { Data($0) } },
-            deltas: batch.deltas
+            deltas: batch.deltas,
+            idempotent: batch.idempotent.map { request in
+                IdempotentRecord(
+                    key: request.key.value,
+                    fingerprint: request.fingerprint,
+                    route: request.route.rawValue,
+                    keys: request.increments.map { increment in increment.key.withUTF8 { Data($0) } },
+                    deltas: request.increments.map(\.delta)
+                )
+            }
         )
         let data = try JSONEncoder().encode(record)
         let name = "\(batch.id.nodeID).\(batch.id.sequence).spill.json"
@@ -72,10 +92,21 @@ public struct SpillDirectory: Sendable {
             let path = (self.path as NSString).appendingPathComponent(name)
             let record = try JSONDecoder().decode(Record.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
             let keys = record.keys.map { CounterKey(trusted: String(decoding: $0, as: UTF8.self)) }
+            let idempotent = (record.idempotent ?? []).map { stored in
+                IdempotentRequest(
+                    key: IdempotencyKey(trusted: stored.key),
+                    route: IdempotentRequest.Route(rawValue: stored.route) ?? .batch,
+                    increments: zip(stored.keys, stored.deltas).map { key, delta in
+                        Increment(key: CounterKey(trusted: String(decoding: key, as: UTF8.self)), delta: delta)
+                    },
+                    fingerprint: stored.fingerprint
+                )
+            }
             let batch = FlushBatch(
                 id: BatchID(nodeID: record.node, sequence: record.sequence),
                 keys: keys,
                 deltas: record.deltas,
+                idempotent: idempotent,
                 shardMap: shardMap
             )
             batches.append(SpilledBatch(path: path, batch: batch, mayHaveCommitted: record.mayHaveCommitted))

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import IncrementCore
 
@@ -41,13 +42,15 @@ extension ErrorCode {
     /// The HTTP status each code is answered with.
     public var status: HTTPResponse.Status {
         switch self {
-        case .invalidJSON, .missingField, .invalidKey, .invalidValue, .tooManyItems, .invalidParameter, .badRequest:
+        case .invalidJSON, .missingField, .invalidKey, .invalidValue, .tooManyItems, .invalidParameter, .badRequest,
+            .invalidIdempotencyKey:
             .badRequest
-        case .valueOutOfRange: .unprocessableContent
+        case .valueOutOfRange, .idempotencyKeyReused: .unprocessableContent
+        case .idempotencyKeyInFlight: .conflict
         case .bodyTooLarge: .contentTooLarge
         case .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
-        case .overloaded, .notReady, .databaseUnavailable, .notCommitted: .serviceUnavailable
+        case .overloaded, .notReady, .databaseUnavailable, .notCommitted, .barrierTimeout: .serviceUnavailable
         case .outcomeUnknown, .internal: .internalServerError
         }
     }
@@ -86,8 +89,41 @@ extension APIError {
         headers: [.retryAfter: "1"]
     )
 
+    /// Live nodes that did not confirm a flush barrier in time.
+    static func barrierTimeout(_ error: FlushBarrier.NotConfirmed, timeout: Duration) -> APIError {
+        APIError(
+            .barrierTimeout,
+            "nodes \(error.nodes.joined(separator: ", ")) did not confirm flush barrier \(error.barrier) within \(timeout); a read now could miss their increments",
+            headers: [.retryAfter: "1"]
+        )
+    }
+
+    /// An idempotency key sent before with another request.
+    static func idempotencyKeyReused(_ key: IdempotencyKey) -> APIError {
+        APIError(
+            .idempotencyKeyReused,
+            "Idempotency-Key \"\(key.value)\" was used for a different request; nothing was applied"
+        )
+    }
+
+    /// An idempotency key whose first request is still being processed.
+    static func idempotencyKeyInFlight(_ key: IdempotencyKey) -> APIError {
+        APIError(
+            .idempotencyKeyInFlight,
+            "a request with Idempotency-Key \"\(key.value)\" is still being processed; retry after it is answered",
+            headers: [.retryAfter: "1"]
+        )
+    }
+
     /// The body exceeds the configured limit.
     static func bodyTooLarge(limit: Int) -> APIError {
         APIError(.bodyTooLarge, "request body exceeds \(limit) bytes")
     }
+}
+
+extension HTTPField.Name {
+    /// `Idempotency-Key` (IETF httpapi draft): makes a retried request apply once.
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!  // A valid token: cannot fail.
+    /// `Idempotent-Replayed: true` marks the answer of an earlier copy of the request.
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!  // A valid token: cannot fail.
 }

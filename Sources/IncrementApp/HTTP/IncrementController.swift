@@ -1,3 +1,4 @@
+import IncrementStore
 import Hummingbird
 import CoreMetrics
 import IncrementCore
@@ -14,6 +15,8 @@ struct IncrementController<Context: RequestContext>: Sendable {
     let earlyFlushKeys: Int
     let commitWaitTimeout: Duration
     let openWaits: OpenCommitWaits
+    let idempotency: IdempotencyTable
+    let store: CounterStore
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -35,6 +38,10 @@ struct IncrementController<Context: RequestContext>: Sendable {
         let body = try await self.collectBody(of: request)
         let increment = try Self.decode(body) { (bytes) throws(IncrementInputError) in
             try IncrementBodyDecoder.decodeIncrement(from: bytes)
+        }
+        if let key = try Self.idempotencyKey(of: request) {
+            let idempotent = IdempotentRequest(key: key, route: .single, increments: [increment])
+            return try await self.admit(idempotent, waitMode: waitMode, context: context)
         }
         switch waitMode {
         case .buffered:
@@ -59,6 +66,10 @@ struct IncrementController<Context: RequestContext>: Sendable {
         let increments = try Self.decode(body) { (bytes) throws(IncrementInputError) in
             try IncrementBodyDecoder.decodeBatch(from: bytes, maximumItems: limit)
         }
+        if let key = try Self.idempotencyKey(of: request) {
+            let idempotent = IdempotentRequest(key: key, route: .batch, increments: increments)
+            return try await self.admit(idempotent, waitMode: .buffered, context: context)
+        }
         do throws(AdmissionError) {
             try self.buffer.add(increments)
         } catch {
@@ -79,11 +90,89 @@ struct IncrementController<Context: RequestContext>: Sendable {
 
     // MARK: Helpers
 
-    private func incrementAndWait(_ increment: Increment, context: Context) async throws -> Response {
+    /// Admits a request sent with an idempotency key: a repeat is answered as the first copy
+    /// was and applies nothing; a key reused with another body is refused.
+    private func admit(_ request: IdempotentRequest, waitMode: WaitMode, context: Context) async throws -> Response {
+        switch self.idempotency.claim(request.key, fingerprint: request.fingerprint) {
+        case .mismatched:
+            throw APIError.idempotencyKeyReused(request.key)
+        case .repeated(.admitting), .repeated(.waiting):
+            throw APIError.idempotencyKeyInFlight(request.key)
+        case .repeated(.buffered):
+            self.metrics.idempotentReplays.increment()
+            return Self.replayed(self.acceptedResponse(for: request))
+        case .claimed:
+            break
+        }
+        // Recorded by an earlier flush, on any node? If the database does not answer, the
+        // request is buffered all the same: the flush records the key once in any case.
+        let recorded: IdempotencyRecord?
+        do {
+            recorded = try await self.store.idempotencyRecord(for: request.key, deadline: .now + .seconds(1))
+        } catch {
+            context.logger.debug("idempotency key look-up failed", metadata: ["error": "\(describe(error))"])
+            recorded = nil
+        }
+        if let recorded {
+            self.idempotency.release(request.key)
+            guard recorded.fingerprint == request.fingerprint else { throw APIError.idempotencyKeyReused(request.key) }
+            self.metrics.idempotentReplays.increment()
+            guard case .commit = waitMode, let key = request.totalKey else {
+                return Self.replayed(self.acceptedResponse(for: request))
+            }
+            guard let total = recorded.total else {
+                throw APIError(.valueOutOfRange, "the increment was quarantined, not applied: \(CounterStore.outOfRangeReason)")
+            }
+            return Self.replayed(Response.json(CommittedCounter(key: key.string, value: total)))
+        }
+        switch waitMode {
+        case .buffered:
+            do throws(AdmissionError) {
+                try self.buffer.add(request)
+            } catch {
+                self.idempotency.release(request.key)
+                throw self.refusal(error)
+            }
+            self.idempotency.settle(request.key, as: .buffered)
+            self.admitted(count: request.increments.count)
+            return self.acceptedResponse(for: request)
+        case .commit:
+            guard let increment = request.increments.first else { return self.acceptedResponse(for: request) }
+            defer { self.idempotency.settle(request.key, as: .buffered) }
+            return try await self.incrementAndWait(increment, idempotent: request, context: context)
+        }
+    }
+
+    /// The fast path's answer to `request`.
+    private func acceptedResponse(for request: IdempotentRequest) -> Response {
+        switch request.route {
+        case .single: Response(status: .accepted)
+        case .batch: Response.json(Accepted(accepted: request.increments.count), status: .accepted)
+        }
+    }
+
+    /// `response`, marked as the answer of an earlier copy of the request.
+    private static func replayed(_ response: Response) -> Response {
+        var response = response
+        response.headers[.idempotentReplayed] = "true"
+        return response
+    }
+
+    private func incrementAndWait(
+        _ increment: Increment,
+        idempotent: IdempotentRequest? = nil,
+        context: Context
+    ) async throws -> Response {
         let wait = CommitWait()
         do throws(AdmissionError) {
-            try self.buffer.add(increment, waiter: wait.waiter(for: increment.key))
+            if let idempotent {
+                try self.buffer.add(idempotent, waiter: wait.waiter(for: increment.key, idempotency: idempotent))
+                self.idempotency.settle(idempotent.key, as: .waiting)
+            } else {
+                try self.buffer.add(increment, waiter: wait.waiter(for: increment.key))
+            }
         } catch {
+            if let idempotent { self.idempotency.release(idempotent.key) }
             throw self.refusal(error)
         }
         self.metrics.acceptedIncrements.increment()
@@ -101,6 +190,8 @@ struct IncrementController<Context: RequestContext>: Sendable {
             throw APIError(.notCommitted, reason)
         case .unknown(let reason):
             throw APIError(.outcomeUnknown, reason)
+        case .idempotencyKeyReused:
+            throw APIError.idempotencyKeyReused(idempotent?.key ?? IdempotencyKey(trusted: ""))
         }
     }
 
@@ -121,6 +212,20 @@ struct IncrementController<Context: RequestContext>: Sendable {
             return try await request.body.collect(upTo: self.maximumBodyBytes)
         } catch is NIOTooManyBytesError {
             throw APIError.bodyTooLarge(limit: self.maximumBodyBytes)
+        }
+    }
+
+    /// The request's `Idempotency-Key`, if it sent one.
+    private static func idempotencyKey(of request: Request) throws(APIError) -> IdempotencyKey? {
+        let values = request.headers[values: .idempotencyKey]
+        guard let value = values.first else { return nil }
+        guard values.count == 1 else {
+            throw APIError(.invalidIdempotencyKey, "Idempotency-Key: send the header once")
+        }
+        do throws(IdempotencyKeyError) {
+            return try IdempotencyKey(headerValue: value)
+        } catch {
+            throw APIError(.invalidIdempotencyKey, error.message)
         }
     }
 

@@ -19,6 +19,9 @@ public final class NodeHealth: Sendable {
     private let phaseValue = Atomic<UInt8>(Phase.starting.rawValue)
     private let databaseReachable = Atomic<Bool>(false)
     private let flushFailing = Atomic<Bool>(false)
+    private let lastFlushError = Mutex<String?>(nil)
+    /// When the last flush committed, in nanoseconds of `ContinuousClock` since `origin`; 0 before the first.
+    private let lastFlushCommittedAt = Atomic<Int64>(0)
     /// When the flush in progress started, in nanoseconds of `ContinuousClock` since `origin`; 0 when none runs.
     private let flushStartedAt = Atomic<Int64>(0)
     private let origin = ContinuousClock.now
@@ -65,9 +68,24 @@ public final class NodeHealth: Sendable {
     /// True when the last database contact succeeded.
     public var isDatabaseReachable: Bool { self.databaseReachable.load(ordering: .relaxed) }
 
-    /// Records whether the last flush attempt failed (its batch is retained and retried).
-    func recordFlush(failed: Bool) {
-        self.flushFailing.store(failed, ordering: .relaxed)
+    /// Records the end of a flush attempt: committed (`error` nil), or failed with `error` (its
+    /// batch is retained and retried).
+    func recordFlushEnded(error: String?) {
+        self.flushFailing.store(error != nil, ordering: .relaxed)
+        self.lastFlushError.withLock { $0 = error }
+        if error == nil {
+            self.lastFlushCommittedAt.store(max(1, (ContinuousClock.now - self.origin).nanoseconds), ordering: .relaxed)
+        }
+    }
+
+    /// The error of the last flush attempt, if it failed.
+    var lastFlushFailure: String? { self.lastFlushError.withLock { $0 } }
+
+    /// How long ago the last flush committed, if one has.
+    var sinceLastFlush: Duration? {
+        let committed = self.lastFlushCommittedAt.load(ordering: .relaxed)
+        guard committed > 0 else { return nil }
+        return (ContinuousClock.now - self.origin) - .nanoseconds(committed)
     }
 
     /// Marks a flush attempt as running (or, with nil, as over).

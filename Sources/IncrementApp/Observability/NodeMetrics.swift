@@ -20,6 +20,9 @@ public struct NodeMetrics: Sendable {
     let quarantinedIncrements: Counter
     let lockWait: Metrics.Timer
     let prunedLedgerRows: Counter
+    let idempotentReplays: Counter
+    let idempotencyConflicts: Counter
+    let prunedIdempotencyKeys: Counter
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -39,6 +42,9 @@ public struct NodeMetrics: Sendable {
         self.quarantinedIncrements = Counter(label: "increment_quarantined_total", factory: factory)
         self.lockWait = Metrics.Timer(label: "increment_advisory_lock_wait_seconds", factory: factory)
         self.prunedLedgerRows = Counter(label: "increment_ledger_pruned_rows_total", factory: factory)
+        self.idempotentReplays = Counter(label: "increment_idempotent_replays_total", factory: factory)
+        self.idempotencyConflicts = Counter(label: "increment_idempotency_conflicts_total", factory: factory)
+        self.prunedIdempotencyKeys = Counter(label: "increment_idempotency_keys_pruned_total", factory: factory)
     }
 
     /// Brings the buffer gauges up to date (called before each scrape and after each flush).

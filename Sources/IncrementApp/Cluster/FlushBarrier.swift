@@ -1,0 +1,53 @@
+import IncrementStore
+
+/// A cluster-wide flush barrier: waits until every live node has committed everything it had
+/// accepted when the barrier was raised. Strong reads and `POST /flush` stand on it.
+///
+/// The caller takes the next number of the `flush_barrier` sequence; each node notices it
+/// within its poll interval (this node at once), flushes, and records it; the caller polls the
+/// registry until no live node is left below it. A node silent for longer than
+/// ``ClusterSettings/nodeGoneAfter`` is taken for gone and not waited for: what it had not
+/// flushed went with it (or is in its spill directory).
+struct FlushBarrier: Sendable {
+    let store: CounterStore
+    let membership: ClusterMembership
+    let settings: ClusterSettings
+
+    /// What a barrier that was met reports.
+    struct Passed: Sendable {
+        /// The barrier's number.
+        let barrier: Int64
+        /// How long it took.
+        let elapsed: Duration
+    }
+
+    /// Some live nodes did not confirm the barrier in time.
+    struct NotConfirmed: Error, Sendable {
+        let barrier: Int64
+        /// The addresses of the nodes that did not confirm.
+        let nodes: [String]
+    }
+
+    /// Raises a barrier and waits until every live node has confirmed it, at most
+    /// ``ClusterSettings/barrierTimeout``.
+    ///
+    /// - Throws: ``NotConfirmed`` naming the nodes that did not confirm in time; a database
+    ///   error or ``DeadlineExceeded`` when the database did not answer.
+    func pass() async throws -> Passed {
+        let started = ContinuousClock.now
+        let deadline = started + self.settings.barrierTimeout
+        let barrier = try await self.store.raiseBarrier(deadline: deadline)
+        self.membership.requestFlush(forBarrier: barrier)
+        while true {
+            try await Task.sleep(for: self.settings.barrierPollInterval)
+            let waitingFor = try await self.store.nodesNotConfirming(
+                barrier: barrier, liveWithin: self.settings.nodeGoneAfter, deadline: deadline)
+            if waitingFor.isEmpty {
+                return Passed(barrier: barrier, elapsed: .now - started)
+            }
+            if ContinuousClock.now + self.settings.barrierPollInterval >= deadline {
+                throw NotConfirmed(barrier: barrier, nodes: waitingFor)
+            }
+        }
+    }
+}

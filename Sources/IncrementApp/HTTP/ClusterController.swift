@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import IncrementCore
+import IncrementStore
+import Logging
+
+/// `GET /cluster` (the node registry) and `POST /flush` (a cluster-wide flush barrier).
+struct ClusterController<Context: RequestContext>: Sendable {
+    let store: CounterStore
+    let barrier: FlushBarrier
+    let settings: ClusterSettings
+    /// The longest a registry read waits for the database.
+    let readTimeout: Duration
+
+    var endpoints: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("cluster", use: self.cluster)
+        routes.post("flush", use: self.flush)
+        return routes
+    }
+
+    struct ClusterView: Encodable {
+        let nodes: [NodeView]
+        let live: Int
+        let gone: Int
+    }
+
+    struct NodeView: Encodable {
+        let id: String
+        let address: String
+        let version: String
+        let startedAt: String
+        /// `live`, or `gone` once silent for longer than the gone threshold.
+        let status: String
+        /// What the node last said it was doing: `serving`, `draining`, `stopping`.
+        let state: String
+        let secondsSinceHeartbeat: Double
+        let pendingKeys: Int64
+        let oldestPendingSeconds: Double?
+        let lastFlushAt: String?
+        let lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id, address, version, status, state
+            case startedAt = "started_at"
+            case secondsSinceHeartbeat = "seconds_since_heartbeat"
+            case pendingKeys = "pending_keys"
+            case oldestPendingSeconds = "oldest_pending_seconds"
+            case lastFlushAt = "last_flush_at"
+            case lastError = "last_error"
+        }
+    }
+
+    struct FlushView: Encodable {
+        let barrier: Int64
+        let seconds: Double
+    }
+
+    @Sendable func cluster(_ request: Request, context: Context) async throws -> Response {
+        let nodes: [RegisteredNode]
+        do {
+            nodes = try await self.store.registeredNodes(deadline: .now + self.readTimeout)
+        } catch {
+            context.logger.warning("registry read failed", metadata: ["error": "\(describe(error))"])
+            throw APIError.databaseUnavailable
+        }
+        let goneAfter = self.settings.nodeGoneAfter.seconds
+        let views = nodes.map { node in
+            NodeView(
+                id: node.nodeID,
+                address: node.address,
+                version: node.version,
+                startedAt: node.startedAt.ISO8601Format(),
+                status: node.silentFor > goneAfter ? "gone" : "live",
+                state: node.state,
+                secondsSinceHeartbeat: (node.silentFor * 1000).rounded() / 1000,
+                pendingKeys: node.pendingKeys,
+                oldestPendingSeconds: node.oldestPendingSeconds,
+                lastFlushAt: node.lastFlushAt?.ISO8601Format(),
+                lastError: node.lastError
+            )
+        }
+        let live = views.count { $0.status == "live" }
+        return Response.json(ClusterView(nodes: views, live: live, gone: views.count - live))
+    }
+
+    @Sendable func flush(_ request: Request, context: Context) async throws -> Response {
+        let passed = try await self.barrier.passOrThrowAPIError(logger: context.logger)
+        return Response.json(FlushView(barrier: passed.barrier, seconds: passed.elapsed.seconds))
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+@testable import IncrementApp
+import IncrementTesting
+import Logging
+import PostgresNIO
+import Testing
+
+/// The node registry (`GET /cluster`), flush barriers (`POST /flush`), strong reads and
+/// many-key reads, with two nodes on one real database.
+struct ClusterViewTests {
+    /// Two nodes whose periodic flush never comes during a test: only barriers flush.
+    private func twoNodes(
+        _ database: TestDatabase,
+        configure: @escaping @Sendable (inout NodeSettings) -> Void = { _ in },
+        _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
+    ) async throws {
+        func settings(_ name: String) throws -> NodeSettings {
+            try testSettings(database) { settings in
+                settings.cluster.advertisedAddress = name
+                settings.cluster.heartbeatInterval = .milliseconds(100)
+                configure(&settings)
+            }
+        }
+        let first = try await buildApplication(settings: try settings("node-a"), logger: appTestLogger)
+        let second = try await buildApplication(settings: try settings("node-b"), logger: appTestLogger)
+        try await first.test(.router) { a in
+            try await second.test(.router) { b in
+                try await a.waitUntilReady()
+                try await b.waitUntilReady()
+                try await body(a, b)
+            }
+        }
+    }
+
+    @Test func aStrongReadSeesWhatAnotherNodeAcceptedAndAPlainReadNeedNot() async throws {
+        let database = try await TestDatabase.create()
+        try await self.twoNodes(database) { a, b in
+            for round in 1...5 {
+                #expect(try await a.post("/increment", #"{"key":"ryw","value":2}"#).status == .accepted)
+                if round == 1 {
+                    // Nothing flushed yet: the committed value does not exist.
+                    #expect(try await b.get("/counters/ryw").status == .notFound)
+                }
+                let strong = try await b.get("/counters/ryw?consistency=strong")
+                #expect(strong.status == .ok)
+                #expect(strong.text == #"{"key":"ryw","value":\#(2 * round)}"#)
+            }
+        }
+    }
+
+    @Test func postFlushWaitsForEveryNodeAndTheClusterListsThem() async throws {
+        let database = try await TestDatabase.create()
+        try await self.twoNodes(database) { a, b in
+            #expect(try await a.post("/increment", #"{"key":"x","value":1}"#).status == .accepted)
+            #expect(try await b.post("/increment", #"{"key":"y","value":5}"#).status == .accepted)
+            // Both heartbeat at least once with their pending key.
+            try await Task.sleep(for: .milliseconds(400))
+            let before = try JSONSerialization.jsonObject(with: Data(try await a.get("/cluster").text.utf8)) as? [String: Any]
+            let nodes = before?["nodes"] as? [[String: Any]] ?? []
+            #expect(Set(nodes.compactMap { $0["address"] as? String }) == ["node-a", "node-b"])
+            #expect(nodes.allSatisfy { $0["status"] as? String == "live" && $0["state"] as? String == "serving" })
+            #expect(nodes.allSatisfy { $0["pending_keys"] as? Int == 1 })
+            #expect(before?["live"] as? Int == 2)
+
+            let flush = try await a.post("/flush", "")
+            #expect(flush.status == .ok)
+            #expect(try await counters(in: database) == ["x": 1, "y": 5])
+        }
+    }
+
+    @Test func manyKeysInOneReadReportTheAbsentOnes() async throws {
+        let database = try await TestDatabase.create()
+        try await self.twoNodes(database) { a, b in
+            _ = try await a.post("/increments", #"{"increments":[{"key":"a","value":1},{"key":"b/c","value":-4}]}"#)
+            let read = try await b.get("/counters?key=missing&key=b%2Fc&key=a&key=a&consistency=strong")
+            #expect(read.status == .ok)
+            #expect(read.text == #"{"absent":["missing"],"counters":[{"key":"b/c","value":-4},{"key":"a","value":1}]}"#)
+            #expect(try await b.get("/counters").errorCode == "missing_field")
+            #expect(try await b.get("/counters?key=a&consistency=eventually").errorCode == "invalid_parameter")
+            #expect(try await b.get("/counters?key=%FF").errorCode == "invalid_key")
+            let tooMany = (0...1_000).map { "key=k\($0)" }.joined(separator: "&")
+            #expect(try await b.get("/counters?\(tooMany)").errorCode == "too_many_items")
+        }
+    }
+
+    @Test func aLiveNodeThatDoesNotConfirmFailsTheStrongReadNamingItAndAGoneOneIsNotWaitedFor() async throws {
+        let database = try await TestDatabase.create()
+        try await self.twoNodes(database, configure: { settings in
+            settings.cluster.barrierTimeout = .milliseconds(600)
+            settings.cluster.nodeGoneAfter = .seconds(2)
+        }) { a, b in
+            // A node that heartbeats but never flushes for barriers (stalled mid-flush, say).
+            try await database.withClient { admin in
+                try await admin.query(
+                    """
+                    INSERT INTO cluster_nodes (node_id, address, version, state)
+                    VALUES ('00000000-0000-0000-0000-00000000000a', 'stalled-node:8080', 'test', 'serving')
+                    """,
+                    logger: appTestLogger
+                )
+            }
+            _ = try await a.post("/increment", #"{"key":"k","value":3}"#)
+            let refused = try await b.get("/counters/k?consistency=strong")
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.errorCode == "barrier_timeout")
+            #expect(refused.text.contains("stalled-node:8080"))
+            #expect(!refused.text.contains("node-a"))
+            #expect(refused.headers[.retryAfter] == "1")
+
+            // Silent for longer than the gone threshold: shown gone, no longer waited for.
+            try await database.withClient { admin in
+                try await admin.query(
+                    "UPDATE cluster_nodes SET heartbeat_at = now() - interval '1 minute' WHERE address = 'stalled-node:8080'",
+                    logger: appTestLogger
+                )
+            }
+            #expect(try await b.get("/counters/k?consistency=strong").text == #"{"key":"k","value":3}"#)
+            let view = try await a.get("/cluster").text
+            #expect(view.contains(#""gone":1"#))
+        }
+    }
+
+    @Test func aCleanShutdownLeavesTheRegistry() async throws {
+        let database = try await TestDatabase.create()
+        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
+        try await app.test(.router) { client in
+            try await client.waitUntilReady()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try await client.get("/cluster").text.contains(#""live":0"#), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await client.get("/cluster").text.contains(#""live":1"#))
+        }
+        let rows = try await database.withClient { admin in
+            var count = 0
+            for try await n in try await admin.query("SELECT count(*)::int FROM cluster_nodes", logger: appTestLogger)
+                .decode(Int.self)
+            { count = n }
+            return count
+        }
+        #expect(rows == 0)
+    }
+}
