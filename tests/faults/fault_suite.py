@@ -923,6 +923,111 @@ def case_slow_clients_and_connection_floods_stop_at_nginx():
         cluster.stop()
 
 
+def case_strong_reads_see_what_any_node_accepted():
+    """Read-your-writes: a 202 on one node, then a strong read on another (and through nginx)
+    sees it, at the default 1 s flush interval; figures: the strong read's latency."""
+    rounds = 100
+    cluster = Cluster(nodes=3, FLUSH_INTERVAL_MS=1000)
+    try:
+        latencies = []
+        for round_number in range(1, rounds + 1):
+            writer = cluster.nodes[round_number % 3]
+            # Half the rounds node to node, half through nginx both ways.
+            through_nginx = round_number % 2 == 0
+            write_port = cluster.port if through_nginx else writer.port
+            read_port = cluster.port if through_nginx else cluster.nodes[(round_number + 1) % 3].port
+            status, _ = request(write_port, "POST", "/increment", {"key": "ryw", "value": 1})
+            assert status == 202, status
+            started = time.monotonic()
+            status, body = request(read_port, "GET", "/counters/ryw?consistency=strong")
+            latencies.append(time.monotonic() - started)
+            assert status == 200, (status, body)
+            assert json.loads(body)["value"] == round_number, (round_number, body)
+        status, body = request(cluster.port, "GET", "/cluster")
+        view = json.loads(body)
+        assert status == 200 and view["live"] == 3, view
+        return (f"{rounds} rounds (3 nodes, 1 s flush interval), every strong read saw every earlier 202: "
+                f"latency p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+                f"max {max(latencies) * 1000:.0f} ms")
+    finally:
+        cluster.stop()
+
+
+def case_idempotent_retries_are_exact_across_kills_and_restarts():
+    """Exactly-once for clients: 1,000 idempotency keys, each retried about ten times at random
+    through nginx (fast and wait=commit), across a SIGKILL of a node and a PostgreSQL restart;
+    then every key once more until it is answered 200. Each key has its own counter, so a
+    request applied twice shows as twice its value."""
+    keys, sends = (1_000, 10_000) if not FULL else (5_000, 50_000)
+    cluster = Cluster(nodes=3)
+    values = {n: random.Random(n).randint(1, 9) for n in range(keys)}
+    statuses, lock = {}, threading.Lock()
+
+    def send(n, wait, connection):
+        path = "/increment?wait=commit" if wait else "/increment"
+        connection.request("POST", path, body=json.dumps({"key": f"idem-{n}", "value": values[n]}),
+                           headers={"Idempotency-Key": f'"retry-{n}"'})
+        response = connection.getresponse()
+        response.read()
+        if response.getheader("connection", "").lower() == "close":
+            connection.close()
+        return response.status
+
+    def client(seed, count):
+        rng = random.Random(seed)
+        connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=30)
+        for _ in range(count):
+            try:
+                status = send(rng.randrange(keys), rng.random() < 0.3, connection)
+            except (OSError, http.client.HTTPException):
+                status = "error"
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=30)
+                time.sleep(0.01)
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+
+    try:
+        threads = [threading.Thread(target=client, args=(seed, sends // 8), daemon=True) for seed in range(8)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        cluster.nodes[1].signal(signal.SIGKILL)
+        cluster.nodes[1].process.wait()
+        cluster.nodes[1].start()
+        cluster.database.stop()
+        time.sleep(2)
+        cluster.database.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        # Every key until it is answered 200 (a 409 means a copy is still being processed).
+        connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=30)
+        final = {}
+        for n in range(keys):
+            for _ in range(100):
+                try:
+                    status = send(n, True, connection)
+                except (OSError, http.client.HTTPException):
+                    status = "error"
+                    connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=30)
+                if status == 200:
+                    break
+                time.sleep(0.05)
+            final[status] = final.get(status, 0) + 1
+        assert set(final) == {200}, f"final pass answers {final}"
+        stored = cluster.counters("idem-")
+        wrong = {k: (v, values[int(k[5:])]) for k, v in stored.items() if v != values[int(k[5:])]}
+        assert not wrong, f"{len(wrong)} counters not applied exactly once, e.g. {list(wrong.items())[:5]}"
+        assert len(stored) == keys, f"{keys - len(stored)} keys never applied"
+        return (f"{sum(statuses.values())} requests for {keys} idempotency keys in {elapsed:.1f} s, "
+                f"a node SIGKILLed and PostgreSQL restarted meanwhile, statuses {statuses}; after one more "
+                f"wait=commit pass ({final}), all {keys} counters hold their value exactly once")
+    finally:
+        cluster.stop()
+
+
 CASES = [
     case_canonically_equivalent_keys_are_two_counters,
     case_shutdown_with_the_database_down_is_bounded_spills_and_replays,
@@ -938,6 +1043,8 @@ CASES = [
     case_nginx_reloads_and_nodes_added_and_removed_under_load,
     case_a_node_cut_from_postgresql_by_its_network_link,
     case_slow_clients_and_connection_floods_stop_at_nginx,
+    case_strong_reads_see_what_any_node_accepted,
+    case_idempotent_retries_are_exact_across_kills_and_restarts,
 ]
 
 
