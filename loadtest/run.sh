@@ -46,7 +46,7 @@ declare -A results
 acknowledged=0
 measure() {
     local name=$1 url=$2 output
-    output=$(wrk -t2 -c"$connections" -d"${seconds}s" -s "$root/loadtest/increment.lua" "$url" 2>&1)
+    output=$(env ${3:-} wrk -t2 -c"$connections" -d"${seconds}s" -s "$root/loadtest/increment.lua" "$url" 2>&1)
     results[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$output")
     if [[ $url != *3399* ]]; then
         acknowledged=$((acknowledged + $(awk -F= '/^acknowledged=/ {print $2}' <<<"$output")))
@@ -57,6 +57,9 @@ measure() {
 measure "nginx return 202 (ceiling)" http://127.0.0.1:3399
 measure "cluster: nginx + $nodes nodes" http://127.0.0.1:3333
 measure "one node directly" http://127.0.0.1:8081
+# Every request with its own Idempotency-Key: the cost of exactly-once for clients.
+measure "cluster, Idempotency-Key" http://127.0.0.1:3333 IDEMPOTENCY=1
+measure "one node, Idempotency-Key" http://127.0.0.1:8081 IDEMPOTENCY=1
 
 echo "== ab -k -c $connections -n 50000 through nginx"
 echo '{"key":"ab-key","value":1}' >"$run/body.json"
@@ -79,6 +82,7 @@ fi
 
 echo
 echo "summary (requests per second, same run, same machine):"
-for name in "nginx return 202 (ceiling)" "cluster: nginx + $nodes nodes" "one node directly"; do
+for name in "nginx return 202 (ceiling)" "cluster: nginx + $nodes nodes" "one node directly" \
+    "cluster, Idempotency-Key" "one node, Idempotency-Key"; do
     printf "  %-32s %s\n" "$name" "${results[$name]}"
 done

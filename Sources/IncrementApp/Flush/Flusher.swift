@@ -383,8 +383,12 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
             let pruned = try await self.store.pruneLedger(deadline: deadline)
             self.metrics.prunedLedgerRows.increment(by: pruned)
-            let expired = try await self.store.pruneIdempotencyKeys(deadline: deadline)
-            self.metrics.prunedIdempotencyKeys.increment(by: expired)
+            // In rounds of at most 10,000 rows, so that a backlog never makes one long statement.
+            for _ in 0..<20 {
+                let expired = try await self.store.pruneIdempotencyKeys(limit: 10_000, deadline: deadline)
+                self.metrics.prunedIdempotencyKeys.increment(by: expired)
+                if expired < 10_000 { break }
+            }
             try await self.replaySpilledBatches()
         } catch {
             self.logger.warning("ledger upkeep failed", metadata: ["error": "\(describe(error))"])
