@@ -72,6 +72,7 @@ struct NodeComponents: Sendable {
     let health: NodeHealth
     let openWaits = OpenCommitWaits()
     let idempotency = IdempotencyTable()
+    let idempotencyLookup: IdempotencyLookup
     let registry: PrometheusCollectorRegistry
     let documents: APIDocuments
     let logger: Logger
@@ -109,6 +110,7 @@ struct NodeComponents: Sendable {
             settings: settings.cluster,
             logger: flushLogger
         )
+        self.idempotencyLookup = IdempotencyLookup(store: self.store)
         self.barrier = FlushBarrier(store: self.store, membership: self.membership, settings: settings.cluster)
     }
 
@@ -117,7 +119,7 @@ struct NodeComponents: Sendable {
         Application(
             router: buildRouter(node: self, settings: settings),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
-            services: [self.postgres, self.flusher, self.membership],
+            services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup],
             logger: self.logger
         )
     }
@@ -141,7 +143,7 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             commitWaitTimeout: settings.flush.commitWaitTimeout,
             openWaits: node.openWaits,
             idempotency: node.idempotency,
-            store: node.store
+            idempotencyLookup: node.idempotencyLookup
         ).endpoints
     )
     router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5)).endpoints)

@@ -2,20 +2,26 @@ import IncrementCore
 import PostgresNIO
 
 extension CounterStore {
-    /// What the database remembers of `key`, or nil when no flush has recorded it (or it expired).
-    public func idempotencyRecord(
-        for key: IdempotencyKey,
+    /// What the database remembers of each of `keys`; keys no flush has recorded (or whose
+    /// record expired) are absent.
+    public func idempotencyRecords(
+        for keys: [IdempotencyKey],
         deadline: ContinuousClock.Instant
-    ) async throws -> IdempotencyRecord? {
+    ) async throws -> [IdempotencyKey: IdempotencyRecord] {
         try await withDeadline(deadline) {
             let rows = try await self.client.query(
-                "SELECT fingerprint, total FROM idempotency_keys WHERE idem_key = \(key.value) AND expires_at > now()",
+                """
+                SELECT idem_key, fingerprint, total FROM idempotency_keys
+                WHERE idem_key = ANY(\(keys.map(\.value))::text[]) AND expires_at > now()
+                """,
                 logger: self.logger
             )
-            for try await (fingerprint, total) in rows.decode((Int64, Int64?).self) {
-                return IdempotencyRecord(fingerprint: fingerprint, total: total, recordedByThisFlush: false)
+            var records: [IdempotencyKey: IdempotencyRecord] = [:]
+            for try await (key, fingerprint, total) in rows.decode((String, Int64, Int64?).self) {
+                records[IdempotencyKey(trusted: key)] = IdempotencyRecord(
+                    fingerprint: fingerprint, total: total, recordedByThisFlush: false)
             }
-            return nil
+            return records
         }
     }
 

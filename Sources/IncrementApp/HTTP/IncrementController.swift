@@ -16,7 +16,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
     let commitWaitTimeout: Duration
     let openWaits: OpenCommitWaits
     let idempotency: IdempotencyTable
-    let store: CounterStore
+    let idempotencyLookup: IdempotencyLookup
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -108,7 +108,7 @@ struct IncrementController<Context: RequestContext>: Sendable {
         // request is buffered all the same: the flush records the key once in any case.
         let recorded: IdempotencyRecord?
         do {
-            recorded = try await self.store.idempotencyRecord(for: request.key, deadline: .now + .seconds(1))
+            recorded = try await self.idempotencyLookup.record(for: request.key)
         } catch {
             context.logger.debug("idempotency key look-up failed", metadata: ["error": "\(describe(error))"])
             recorded = nil
