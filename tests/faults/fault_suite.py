@@ -597,11 +597,19 @@ pidfile = {bouncer_dir}/pgbouncer.pid
         other = Load(cluster.nodes[1].port, "bouncer-", clients=4, commit_share=0.3)
         with load, other:
             time.sleep(5)
+        # Flush barriers (a polled sequence, no LISTEN) and idempotency keys through PgBouncer too.
+        for node in cluster.nodes:
+            status, _ = request(node.port, "POST", "/increment", {"key": "pgb-strong", "value": 1},
+                                headers={"Idempotency-Key": '"pgb-1"'})
+            assert status == 202, status
+        status, body = request(cluster.nodes[1].port, "GET", "/counters/pgb-strong?consistency=strong")
+        assert (status, json.loads(body)["value"]) == (200, 1), (status, body)
         for node in cluster.nodes:
             node.signal(signal.SIGTERM)
             assert node.wait_exit(60)[0] == 0
         figures = load.absorb(other).check(cluster.counters("bouncer-"))
-        return f"migrate and 2 nodes through PgBouncer (transaction mode, 4 server connections): {figures}"
+        return (f"migrate and 2 nodes through PgBouncer (transaction mode, 4 server connections): {figures}; "
+                f"an idempotent request sent to both nodes counted once, seen by a strong read")
     finally:
         subprocess.run(["pkill", "-f", os.path.join(bouncer_dir, "pgbouncer.ini")], check=False)
         cluster.stop()
