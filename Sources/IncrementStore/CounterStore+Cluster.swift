@@ -2,11 +2,6 @@ import Foundation
 import IncrementCore
 import PostgresNIO
 
-/// A statement that always returns one row returned none.
-struct NoRowReturned: Error, CustomStringConvertible {
-    var description: String { "the database returned no row" }
-}
-
 /// What a node tells the registry about itself with each heartbeat.
 public struct NodeReport: Sendable {
     /// `starting`, `serving`, `draining` or `stopping`.
@@ -121,8 +116,8 @@ extension CounterStore {
     /// Removes the rows of nodes silent for longer than `silence`; returns how many.
     @discardableResult
     public func removeSilentNodes(silentFor silence: Duration, deadline: ContinuousClock.Instant) async throws -> Int {
-        try await withDeadline(deadline) {
-            let rows = try await self.client.query(
+        Int(
+            try await self.singleValue(
                 """
                 WITH removed AS (
                     DELETE FROM cluster_nodes WHERE heartbeat_at < now() - make_interval(secs => \(silence.seconds))
@@ -130,33 +125,18 @@ extension CounterStore {
                 )
                 SELECT count(*)::bigint FROM removed
                 """,
-                logger: self.logger
-            )
-            var count = 0
-            for try await removed in rows.decode(Int.self) { count = removed }
-            return count
-        }
+                deadline: deadline
+            ))
     }
 
     /// Takes the next flush barrier number.
     public func raiseBarrier(deadline: ContinuousClock.Instant) async throws -> Int64 {
-        try await withDeadline(deadline) {
-            let rows = try await self.client.query("SELECT nextval('flush_barrier')", logger: self.logger)
-            for try await value in rows.decode(Int64.self) { return value }
-            throw NoRowReturned()
-        }
+        try await self.singleValue("SELECT nextval('flush_barrier')", deadline: deadline)
     }
 
     /// The latest flush barrier number taken, 0 if none has been.
     public func latestBarrier(deadline: ContinuousClock.Instant) async throws -> Int64 {
-        try await withDeadline(deadline) {
-            let rows = try await self.client.query(
-                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM flush_barrier",
-                logger: self.logger
-            )
-            for try await value in rows.decode(Int64.self) { return value }
-            throw NoRowReturned()
-        }
+        try await self.singleValue("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM flush_barrier", deadline: deadline)
     }
 
     /// The addresses of the nodes heard from within `liveWithin` that have not yet confirmed

@@ -29,8 +29,8 @@ extension CounterStore {
     /// goes over several upkeep rounds instead of one long statement); returns how many.
     @discardableResult
     public func pruneIdempotencyKeys(limit: Int = 10_000, deadline: ContinuousClock.Instant) async throws -> Int {
-        try await withDeadline(deadline) {
-            let rows = try await self.client.query(
+        Int(
+            try await self.singleValue(
                 """
                 WITH pruned AS (
                     DELETE FROM idempotency_keys WHERE idem_key IN (
@@ -40,11 +40,7 @@ extension CounterStore {
                 )
                 SELECT count(*)::bigint FROM pruned
                 """,
-                logger: self.logger
-            )
-            var count = 0
-            for try await pruned in rows.decode(Int.self) { count = pruned }
-            return count
-        }
+                deadline: deadline
+            ))
     }
 }

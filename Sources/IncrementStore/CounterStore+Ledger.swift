@@ -47,19 +47,13 @@ extension CounterStore {
     /// for another.
     @discardableResult
     public func pruneLedger(deadline: ContinuousClock.Instant) async throws -> Int {
-        try await withDeadline(deadline) {
-            let rows = try await self.client.query(
+        Int(
+            try await self.singleValue(
                 """
                 WITH pruned AS (DELETE FROM flush_ledger WHERE retain_until < now() RETURNING 1)
                 SELECT count(*)::bigint FROM pruned
                 """,
-                logger: self.logger
-            )
-            var count = 0
-            for try await pruned in rows.decode(Int.self) {
-                count = pruned
-            }
-            return count
-        }
+                deadline: deadline
+            ))
     }
 }

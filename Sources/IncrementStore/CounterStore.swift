@@ -65,6 +65,15 @@ public struct CounterStore: Sendable {
         }
     }
 
+    /// Runs `query`, which returns one row of one `bigint`, before `deadline`; returns that value.
+    func singleValue(_ query: PostgresQuery, deadline: ContinuousClock.Instant) async throws -> Int64 {
+        try await withDeadline(deadline) {
+            let rows = try await self.client.query(query, logger: self.logger)
+            for try await value in rows.decode(Int64.self) { return value }
+            throw NoRowReturned()
+        }
+    }
+
     /// Runs a trivial query before `deadline`: true when the database answers.
     public func isReachable(deadline: ContinuousClock.Instant) async -> Bool {
         do {
@@ -76,4 +85,9 @@ public struct CounterStore: Sendable {
             return false
         }
     }
+}
+
+/// A statement that always returns one row returned none.
+struct NoRowReturned: Error, CustomStringConvertible {
+    var description: String { "the database returned no row" }
 }

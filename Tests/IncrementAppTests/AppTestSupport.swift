@@ -82,6 +82,24 @@ func counters(in database: TestDatabase) async throws -> [String: Int64] {
 
 struct NodeNotReady: Error {}
 
+/// Runs `body` with two nodes on `database`, both ready. The long default flush interval
+/// means only waits, barriers and shutdown flush.
+func withTwoNodes(
+    _ database: TestDatabase,
+    configure: @escaping @Sendable (inout NodeSettings, _ index: Int) -> Void = { _, _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
+) async throws {
+    let first = try await buildApplication(settings: try testSettings(database) { configure(&$0, 0) }, logger: appTestLogger)
+    let second = try await buildApplication(settings: try testSettings(database) { configure(&$0, 1) }, logger: appTestLogger)
+    try await first.test(.router) { a in
+        try await second.test(.router) { b in
+            try await a.waitUntilReady()
+            try await b.waitUntilReady()
+            try await body(a, b)
+        }
+    }
+}
+
 /// Every counter in the database, keyed by the exact bytes of its key.
 func countersByBytes(in database: TestDatabase) async throws -> [[UInt8]: Int64] {
     try await database.withClient { client in

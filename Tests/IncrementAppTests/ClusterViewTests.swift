@@ -10,28 +10,17 @@ import Testing
 /// The node registry (`GET /cluster`), flush barriers (`POST /flush`), strong reads and
 /// many-key reads, with two nodes on one real database.
 struct ClusterViewTests {
-    /// Two nodes whose periodic flush never comes during a test: only barriers flush.
+    /// Two nodes named node-a and node-b, heartbeating every 100 ms.
     private func twoNodes(
         _ database: TestDatabase,
         configure: @escaping @Sendable (inout NodeSettings) -> Void = { _ in },
         _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
     ) async throws {
-        func settings(_ name: String) throws -> NodeSettings {
-            try testSettings(database) { settings in
-                settings.cluster.advertisedAddress = name
-                settings.cluster.heartbeatInterval = .milliseconds(100)
-                configure(&settings)
-            }
-        }
-        let first = try await buildApplication(settings: try settings("node-a"), logger: appTestLogger)
-        let second = try await buildApplication(settings: try settings("node-b"), logger: appTestLogger)
-        try await first.test(.router) { a in
-            try await second.test(.router) { b in
-                try await a.waitUntilReady()
-                try await b.waitUntilReady()
-                try await body(a, b)
-            }
-        }
+        try await withTwoNodes(database, configure: { settings, index in
+            settings.cluster.advertisedAddress = index == 0 ? "node-a" : "node-b"
+            settings.cluster.heartbeatInterval = .milliseconds(100)
+            configure(&settings)
+        }, body)
     }
 
     @Test func aStrongReadSeesWhatAnotherNodeAcceptedAndAPlainReadNeedNot() async throws {

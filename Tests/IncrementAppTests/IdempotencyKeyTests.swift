@@ -14,24 +14,9 @@ import Testing
 struct IdempotencyKeyTests {
     private static let key = HTTPField.Name("Idempotency-Key")!
 
-    private func twoNodes(
-        _ database: TestDatabase,
-        _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
-    ) async throws {
-        let first = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        let second = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await first.test(.router) { a in
-            try await second.test(.router) { b in
-                try await a.waitUntilReady()
-                try await b.waitUntilReady()
-                try await body(a, b)
-            }
-        }
-    }
-
     @Test func copiesOnTwoNodesAtOnceApplyOnce() async throws {
         let database = try await TestDatabase.create()
-        try await self.twoNodes(database) { a, b in
+        try await withTwoNodes(database) { a, b in
             // 20 requests, each sent to both nodes at the same time.
             try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                 for index in 0..<20 {
@@ -52,7 +37,7 @@ struct IdempotencyKeyTests {
 
     @Test func aRepeatAfterTheCommitGetsTheOriginalAnswerFromAnyNode() async throws {
         let database = try await TestDatabase.create()
-        try await self.twoNodes(database) { a, b in
+        try await withTwoNodes(database) { a, b in
             let first = try await a.send(#"{"key":"k","value":5}"#, idempotencyKey: "abc", wait: true)
             #expect(first.status == .ok)
             #expect(first.text == #"{"key":"k","value":5}"#)
@@ -71,7 +56,7 @@ struct IdempotencyKeyTests {
 
     @Test func aKeyReusedWithAnotherBodyIsRefusedAndChangesNothing() async throws {
         let database = try await TestDatabase.create()
-        try await self.twoNodes(database) { a, b in
+        try await withTwoNodes(database) { a, b in
             // Still buffered on the same node.
             #expect(try await a.send(#"{"key":"m","value":1}"#, idempotencyKey: "same").status == .accepted)
             let buffered = try await a.send(#"{"key":"m","value":2}"#, idempotencyKey: "same")
@@ -92,7 +77,7 @@ struct IdempotencyKeyTests {
 
     @Test func aBatchRepeatedAppliesOnceAndIsAnsweredAsTheFirst() async throws {
         let database = try await TestDatabase.create()
-        try await self.twoNodes(database) { a, b in
+        try await withTwoNodes(database) { a, b in
             let body = #"{"increments":[{"key":"x","value":1},{"key":"y","value":2},{"key":"x","value":3}]}"#
             for client in [a, b, a] {
                 let answer = try await client.execute(
@@ -127,7 +112,7 @@ struct IdempotencyKeyTests {
 
     @Test func anExpiredKeyIsNewAgainAndPruned() async throws {
         let database = try await TestDatabase.create()
-        try await self.twoNodes(database) { a, b in
+        try await withTwoNodes(database) { a, b in
             #expect(try await a.send(#"{"key":"e","value":1}"#, idempotencyKey: "old", wait: true).status == .ok)
             #expect(try await a.send(#"{"key":"e","value":1}"#, idempotencyKey: "keep", wait: true).status == .ok)
             try await database.withClient { admin in
