@@ -134,16 +134,17 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
     router.add(middleware: JSONErrorMiddleware(routes: routeMethods))
     router.addRoutes(
         IncrementController(
-            buffer: node.buffer,
-            flusher: node.flusher,
-            metrics: node.metrics,
+            intake: IncrementIntake(
+                buffer: node.buffer,
+                flusher: node.flusher,
+                metrics: node.metrics,
+                settings: settings.flush,
+                openWaits: node.openWaits,
+                idempotency: node.idempotency,
+                idempotencyLookup: node.idempotencyLookup
+            ),
             maximumBodyBytes: settings.maximumBodyBytes,
-            maximumBatchItems: settings.maximumBatchItems,
-            earlyFlushKeys: settings.flush.earlyFlushKeys,
-            commitWaitTimeout: settings.flush.commitWaitTimeout,
-            openWaits: node.openWaits,
-            idempotency: node.idempotency,
-            idempotencyLookup: node.idempotencyLookup
+            maximumBatchItems: settings.maximumBatchItems
         ).endpoints
     )
     router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5)).endpoints)

@@ -29,21 +29,24 @@ struct FlushBarrier: Sendable {
     }
 
     /// Raises a barrier and waits until every live node has confirmed it, at most
-    /// ``ClusterSettings/barrierTimeout``.
+    /// ``ClusterSettings/barrierTimeout`` (plus one registry query, itself bounded to 1 s).
     ///
     /// - Throws: ``NotConfirmed`` naming the nodes that did not confirm in time; a database
     ///   error or ``DeadlineExceeded`` when the database did not answer.
     func pass() async throws -> Passed {
         let started = ContinuousClock.now
         let deadline = started + self.settings.barrierTimeout
-        let barrier = try await self.store.raiseBarrier(deadline: deadline)
+        // A query of its own may take up to a second more: a slow database is reported as
+        // unavailable, not as nodes that failed to confirm.
+        let queryTimeout = Duration.seconds(1)
+        let barrier = try await self.store.raiseBarrier(deadline: .now + queryTimeout)
         self.membership.requestFlush(forBarrier: barrier)
         // The caller checks four times as often as nodes look for barriers: only while it waits.
         let checkInterval = max(self.settings.barrierPollInterval / 4, .milliseconds(1))
         while true {
             try await Task.sleep(for: checkInterval)
             let waitingFor = try await self.store.nodesNotConfirming(
-                barrier: barrier, liveWithin: self.settings.nodeGoneAfter, deadline: deadline)
+                barrier: barrier, liveWithin: self.settings.nodeGoneAfter, deadline: .now + queryTimeout)
             if waitingFor.isEmpty {
                 return Passed(barrier: barrier, elapsed: .now - started)
             }
