@@ -99,6 +99,7 @@ struct NodeComponents: Sendable {
             health: self.health,
             spill: try settings.flush.spillDirectory.map { try SpillDirectory(path: $0) },
             idempotency: self.idempotency,
+            advertisedAddress: settings.cluster.advertisedAddress,
             nodeID: nodeID,
             logger: flushLogger
         )
@@ -144,12 +145,16 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
                 idempotencyLookup: node.idempotencyLookup
             ),
             maximumBodyBytes: settings.maximumBodyBytes,
-            maximumBatchItems: settings.maximumBatchItems
+            maximumBatchItems: settings.maximumBatchItems,
+            tokens: settings.accessTokens
         ).endpoints
     )
-    router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5)).endpoints)
+    router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5), tokens: settings.accessTokens).endpoints)
     router.addRoutes(
-        ClusterController(store: node.store, barrier: node.barrier, settings: settings.cluster, readTimeout: .seconds(5)).endpoints
+        ClusterController(
+            store: node.store, barrier: node.barrier, settings: settings.cluster, readTimeout: .seconds(5),
+            tokens: settings.accessTokens
+        ).endpoints
     )
     router.addRoutes(
         OperationsController(
@@ -160,7 +165,9 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             maximumStaleness: settings.flush.maximumStaleness,
             // A flush this old is waiting on the database rather than working (1M keys take ~5 s).
             maximumFlushAge: .seconds(5),
-            documents: node.documents
+            documents: node.documents,
+            tokens: settings.accessTokens,
+            protectMetrics: settings.protectMetrics
         ).endpoints
     )
     routeMethods.record(router)

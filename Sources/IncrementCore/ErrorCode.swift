@@ -27,6 +27,10 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case badRequest = "bad_request"
     /// The body is larger than the node accepts.
     case bodyTooLarge = "body_too_large"
+    /// The route needs a bearer token and none (or no valid one) came.
+    case unauthorized
+    /// The bearer token lacks the route's scope.
+    case forbidden
     /// No such route, or no such counter.
     case notFound = "not_found"
     /// The path exists but not with this method.

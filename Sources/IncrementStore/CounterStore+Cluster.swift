@@ -52,13 +52,20 @@ public struct RegisteredNode: Sendable, Equatable {
 }
 
 extension CounterStore {
-    /// Adds this node to the registry (or, after it was removed as silent, adds it back).
-    public func announce(nodeID: String, address: String, version: String, deadline: ContinuousClock.Instant) async throws {
+    /// Adds this node to the registry (or, after it was removed as silent, adds it back, with
+    /// the barriers it has flushed meanwhile).
+    public func announce(
+        nodeID: String,
+        address: String,
+        version: String,
+        barrierFlushed: Int64 = 0,
+        deadline: ContinuousClock.Instant
+    ) async throws {
         try await withDeadline(deadline) {
             try await self.client.query(
                 """
-                INSERT INTO cluster_nodes (node_id, address, version, state)
-                VALUES (\(nodeID)::uuid, \(address), \(version), 'serving')
+                INSERT INTO cluster_nodes (node_id, address, version, state, barrier_flushed)
+                VALUES (\(nodeID)::uuid, \(address), \(version), 'serving', \(barrierFlushed))
                 ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()
                 """,
                 logger: self.logger
@@ -161,16 +168,20 @@ extension CounterStore {
         }
     }
 
-    /// Records that this node has flushed everything it accepted before it saw `barrier`.
-    public func confirmBarrier(_ barrier: Int64, nodeID: String, deadline: ContinuousClock.Instant) async throws {
+    /// Records that this node has flushed everything it accepted before it saw `barrier`;
+    /// false when the node's row is gone (removed as silent), so that it announces itself again.
+    public func confirmBarrier(_ barrier: Int64, nodeID: String, deadline: ContinuousClock.Instant) async throws -> Bool {
         try await withDeadline(deadline) {
-            try await self.client.query(
+            let rows = try await self.client.query(
                 """
                 UPDATE cluster_nodes SET barrier_flushed = greatest(barrier_flushed, \(barrier)), heartbeat_at = now()
                 WHERE node_id = \(nodeID)::uuid
+                RETURNING 1
                 """,
                 logger: self.logger
             )
+            for try await _ in rows.decode(Int.self) { return true }
+            return false
         }
     }
 }

@@ -7,8 +7,9 @@ import Synchronization
 /// Keeps this node's row in the cluster registry (`cluster_nodes`) and takes part in flush
 /// barriers.
 ///
-/// Once the flusher has prepared the database, the node announces itself and heartbeats its
-/// state every ``ClusterSettings/heartbeatInterval``; it removes rows of nodes silent for
+/// The flusher announces the node while it prepares the database (before the node is ready, so
+/// that no barrier raised after it is ready can miss it); this service heartbeats its state every
+/// ``ClusterSettings/heartbeatInterval`` (announcing it again if its row was removed); it removes rows of nodes silent for
 /// ``ClusterSettings/nodeRemovedAfter``. It polls the barrier sequence every
 /// ``ClusterSettings/barrierPollInterval``: a new barrier becomes a marker in the buffer,
 /// answered by the flush that carries everything accepted before it, and the node then records
@@ -84,7 +85,8 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
     }
 
     private func heartbeatPeriodically() async throws {
-        var announced = false
+        // The flusher announced the node before it became ready.
+        var announced = true
         var lastRemoval = ContinuousClock.now
         var failing = false
         while true {
@@ -96,7 +98,8 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
                 if !announced {
                     try await self.store.announce(
                         nodeID: self.flusher.nodeID, address: self.settings.advertisedAddress,
-                        version: NodeVersion.current, deadline: deadline)
+                        version: NodeVersion.current, barrierFlushed: self.flushed.load(ordering: .relaxed),
+                        deadline: deadline)
                     announced = true
                 }
                 if ContinuousClock.now - lastRemoval >= self.settings.nodeGoneAfter {
@@ -146,8 +149,8 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
             let deadline = ContinuousClock.now + self.settings.barrierTimeout
             do {
                 let flushed = self.flushed.load(ordering: .relaxed)
-                if flushed > recorded {
-                    try await self.store.confirmBarrier(flushed, nodeID: self.flusher.nodeID, deadline: deadline)
+                // A row removed meanwhile is announced again by the heartbeat, with this barrier.
+                if flushed > recorded, try await self.store.confirmBarrier(flushed, nodeID: self.flusher.nodeID, deadline: deadline) {
                     recorded = flushed
                 }
                 let latest = try await self.store.latestBarrier(deadline: deadline)

@@ -24,6 +24,10 @@ public struct NodeSettings: Sendable {
     public var maximumBatchItems: Int
     /// The cluster registry and flush barriers.
     public var cluster: ClusterSettings
+    /// The bearer tokens accepted; none configured: authentication is off.
+    public var accessTokens: AccessTokens
+    /// Whether `GET /metrics` needs an `admin` token (when tokens are configured).
+    public var protectMetrics: Bool
     /// The log level.
     public var logLevel: Logger.Level
 
@@ -49,7 +53,7 @@ public struct NodeSettings: Sendable {
         Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
         Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
         Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
-        Keys.barrierTimeoutMs, Keys.logLevel,
+        Keys.barrierTimeoutMs, Keys.authTokens, Keys.authTokensFile, Keys.authProtectMetrics, Keys.logLevel,
     ]
 
     /// The catalogue: each setting's key, default and meaning. A default owned by a lower layer
@@ -131,6 +135,13 @@ public struct NodeSettings: Sendable {
         static let barrierTimeoutMs = SettingDescriptor(
             key: "barrier.timeoutMs", defaultValue: "5000",
             summary: "longest a strong read or POST /flush waits for every live node (then 503 naming them)")
+        static let authTokens = SettingDescriptor(
+            key: "auth.tokens", defaultValue: nil,
+            summary: "bearer tokens, \"TOKEN SCOPE[,SCOPE]\" separated by ';' (scopes write, read, admin); default: auth off")
+        static let authTokensFile = SettingDescriptor(
+            key: "auth.tokensFile", defaultValue: nil, summary: "a file of bearer tokens, one \"TOKEN SCOPE[,SCOPE]\" per line")
+        static let authProtectMetrics = SettingDescriptor(
+            key: "auth.protectMetrics", defaultValue: "false", summary: "GET /metrics needs an admin token too (with tokens configured)")
         static let logLevel = SettingDescriptor(
             key: "log.level", defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical")
     }
@@ -176,6 +187,8 @@ public struct NodeSettings: Sendable {
             barrierPollInterval: try Keys.barrierPollMs.milliseconds(from: reader, in: 1...10_000),
             barrierTimeout: try Keys.barrierTimeoutMs.milliseconds(from: reader, in: 10...50_000)
         )
+        self.accessTokens = try Self.readAccessTokens(from: reader)
+        self.protectMetrics = try Keys.authProtectMetrics.bool(from: reader)
         if self.cluster.nodeGoneAfter < self.cluster.heartbeatInterval * 2 {
             throw SettingsError(
                 setting: Keys.clusterNodeGoneMs.environmentVariable,
@@ -193,6 +206,23 @@ public struct NodeSettings: Sendable {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")
         }
         self.logLevel = logLevel
+    }
+
+    /// The tokens of `AUTH_TOKENS` and of the file `AUTH_TOKENS_FILE` names, together.
+    static func readAccessTokens(from reader: ConfigReader) throws -> AccessTokens {
+        var text = Keys.authTokens.string(from: reader) ?? ""
+        if let path = Keys.authTokensFile.string(from: reader), !path.isEmpty {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw SettingsError(setting: Keys.authTokensFile.environmentVariable, reason: "cannot read \(path)")
+            }
+            text += "\n" + String(decoding: contents, as: UTF8.self)
+        }
+        do throws(AccessTokensError) {
+            return try AccessTokens(parsing: text)
+        } catch {
+            // The message names the entry by position, never the token.
+            throw SettingsError(setting: Keys.authTokens.environmentVariable, reason: "\(error)")
+        }
     }
 
     /// `host:port`, or the machine's host name for a wildcard host (a container's name, say).

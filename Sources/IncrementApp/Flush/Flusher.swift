@@ -34,6 +34,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let health: NodeHealth
     let spill: SpillDirectory?
     let idempotency: IdempotencyTable
+    /// The address this node registers under.
+    let advertisedAddress: String
     let logger: Logger
     /// This process's identity in the flush ledger; fresh at every start.
     public let nodeID: String
@@ -52,10 +54,12 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         health: NodeHealth,
         spill: SpillDirectory?,
         idempotency: IdempotencyTable,
+        advertisedAddress: String,
         nodeID: String,
         logger: Logger
     ) {
         self.idempotency = idempotency
+        self.advertisedAddress = advertisedAddress
         self.buffer = buffer
         self.store = store
         self.settings = settings
@@ -111,6 +115,10 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 }
                 try await self.store.agree(onClusterSetting: "cluster_shards", value: Int64(self.settings.clusterShards))
                 try await self.store.register(nodeID: self.nodeID)
+                // In the registry before the node is ready: a flush barrier raised from now on waits for it.
+                try await self.store.announce(
+                    nodeID: self.nodeID, address: self.advertisedAddress, version: NodeVersion.current,
+                    deadline: .now + self.settings.limits.attemptTimeout)
                 self.health.recordDatabase(reachable: true)
                 try await self.replaySpilledBatches()
                 self.logger.info("storage ready", metadata: ["startup.attempts": "\(attempt)"])

@@ -48,6 +48,8 @@ extension ErrorCode {
         case .valueOutOfRange, .idempotencyKeyReused: .unprocessableContent
         case .idempotencyKeyInFlight: .conflict
         case .bodyTooLarge: .contentTooLarge
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
         case .notFound: .notFound
         case .methodNotAllowed: .methodNotAllowed
         case .overloaded, .notReady, .databaseUnavailable, .notCommitted, .barrierTimeout: .serviceUnavailable

@@ -11,9 +11,11 @@ struct ClusterController<Context: RequestContext>: Sendable {
     let settings: ClusterSettings
     /// The longest a registry read waits for the database.
     let readTimeout: Duration
+    let tokens: AccessTokens
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
+        routes.requiring(.admin, self.tokens)
         routes.get("cluster", use: self.cluster)
         routes.post("flush", use: self.flush)
         return routes

@@ -11,6 +11,7 @@ struct CounterController<Context: RequestContext>: Sendable {
     let barrier: FlushBarrier
     /// The longest a read waits for the database before answering `503`.
     let readTimeout: Duration
+    let tokens: AccessTokens
     /// The most keys one `GET /counters` may name.
     static var maximumKeysPerRead: Int { 1_000 }
 
@@ -18,6 +19,7 @@ struct CounterController<Context: RequestContext>: Sendable {
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
+        routes.requiring(.read, self.tokens)
         routes.get("counters", use: self.counters)
         // `**` so that keys holding `/` (sent raw or as %2F) reach the handler whole.
         routes.get("counters/**", use: self.counter)

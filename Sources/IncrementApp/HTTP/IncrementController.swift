@@ -9,9 +9,11 @@ struct IncrementController<Context: RequestContext>: Sendable {
     let intake: IncrementIntake
     let maximumBodyBytes: Int
     let maximumBatchItems: Int
+    let tokens: AccessTokens
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
+        routes.requiring(.write, self.tokens)
         routes.post("increment", use: self.increment)
         routes.post("increments", use: self.incrementMany)
         return routes

@@ -11,18 +11,23 @@ struct OperationsController<Context: RequestContext>: Sendable {
     let maximumStaleness: Duration
     let maximumFlushAge: Duration
     let documents: APIDocuments
+    /// With tokens configured and `protectMetrics`, `/metrics` needs an admin token.
+    let tokens: AccessTokens
+    let protectMetrics: Bool
 
     var endpoints: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
+        // Always open: probes, and the API description.
         routes.get("healthz", use: self.healthz)
         routes.get("readyz", use: self.readyz)
-        routes.get("metrics", use: self.scrape)
         routes.get("openapi.yaml") { _, _ in
             Self.document(self.documents.openAPI, contentType: "application/yaml")
         }
         routes.get("docs") { _, _ in
             Self.document(self.documents.docsPage, contentType: "text/html; charset=utf-8")
         }
+        if self.protectMetrics { routes.requiring(.admin, self.tokens) }
+        routes.get("metrics", use: self.scrape)
         return routes
     }
 
