@@ -3,7 +3,8 @@
 # PostgreSQL (server and client), nginx, PgBouncer (the fault suite runs a node through it),
 # iproute2 (the fault suite cuts a node's network link), Python with venv (test scripts, and the
 # project's own .venv for PyPI tools), docker-compose (checks the compose file offline), and the
-# load tools ab and wrk. The Swift toolchain is not a Debian package: see the README.
+# load tools ab and wrk. With --for-tests also Chromium, which the cluster test opens the status
+# page in. The Swift toolchain is not a Debian package: see the README.
 set -euo pipefail
 
 need=()
@@ -20,6 +21,9 @@ command -v pkill >/dev/null || need+=(procps)
 command -v docker-compose >/dev/null || need+=(docker-compose)  # validates the compose file offline
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)  # the project's own Python for PyPI tools
+if [[ "${1:-}" == --for-tests ]]; then
+    command -v chromium >/dev/null || need+=(chromium)  # the status page, headless
+fi
 
 if ((${#need[@]} == 0)); then
     exit 0

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 require_swift
-scripts/install-deps.sh
+scripts/install-deps.sh --for-tests
 
 work=$(mktemp -d /tmp/increment-test.XXXXXX)
 chmod 755 "$work"  # the postgres user runs the server in it

@@ -70,6 +70,7 @@ struct NodeComponents: Sendable {
     let barrier: FlushBarrier
     let metrics: NodeMetrics
     let health: NodeHealth
+    let activity = NodeActivity()
     let openWaits = OpenCommitWaits()
     let idempotency = IdempotencyTable()
     let idempotencyLookup: IdempotencyLookup
@@ -97,6 +98,7 @@ struct NodeComponents: Sendable {
             settings: settings.flush,
             metrics: self.metrics,
             health: self.health,
+            activity: self.activity,
             spill: try settings.flush.spillDirectory.map { try SpillDirectory(path: $0) },
             idempotency: self.idempotency,
             advertisedAddress: settings.cluster.advertisedAddress,
@@ -108,6 +110,7 @@ struct NodeComponents: Sendable {
             buffer: self.buffer,
             flusher: self.flusher,
             health: self.health,
+            activity: self.activity,
             settings: settings.cluster,
             logger: flushLogger
         )
@@ -130,7 +133,7 @@ struct NodeComponents: Sendable {
 func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: ConnectionMiddleware(health: node.health))
+    router.add(middleware: ConnectionMiddleware(health: node.health, activity: node.activity))
     let routeMethods = RouteMethods()
     router.add(middleware: JSONErrorMiddleware(routes: routeMethods))
     router.addRoutes(
@@ -139,6 +142,7 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
                 buffer: node.buffer,
                 flusher: node.flusher,
                 metrics: node.metrics,
+                activity: node.activity,
                 settings: settings.flush,
                 openWaits: node.openWaits,
                 idempotency: node.idempotency,

@@ -14,14 +14,32 @@ public struct NodeReport: Sendable {
     public var sinceLastFlush: Duration?
     /// The last flush error, if the last flush failed.
     public var lastError: String?
+    /// Requests per second since the last heartbeat.
+    public var requestsPerSecond: Double
+    /// Increments accepted per second since the last heartbeat.
+    public var incrementsPerSecond: Double
+    /// The mean duration of the flushes since the last heartbeat (the last known, if none ran).
+    public var flushDuration: Duration?
 
     /// Creates a report.
-    public init(state: String, pendingKeys: Int, oldestPending: Duration?, sinceLastFlush: Duration?, lastError: String?) {
+    public init(
+        state: String,
+        pendingKeys: Int,
+        oldestPending: Duration?,
+        sinceLastFlush: Duration?,
+        lastError: String?,
+        requestsPerSecond: Double = 0,
+        incrementsPerSecond: Double = 0,
+        flushDuration: Duration? = nil
+    ) {
         self.state = state
         self.pendingKeys = pendingKeys
         self.oldestPending = oldestPending
         self.sinceLastFlush = sinceLastFlush
         self.lastError = lastError
+        self.requestsPerSecond = requestsPerSecond
+        self.incrementsPerSecond = incrementsPerSecond
+        self.flushDuration = flushDuration
     }
 }
 
@@ -49,6 +67,12 @@ public struct RegisteredNode: Sendable, Equatable {
     public var lastError: String?
     /// The highest flush barrier it has confirmed.
     public var barrierFlushed: Int64
+    /// Requests per second over its last heartbeat interval.
+    public var requestsPerSecond: Double
+    /// Increments accepted per second over its last heartbeat interval.
+    public var incrementsPerSecond: Double
+    /// Its recent mean flush duration, in seconds.
+    public var flushSeconds: Double?
 }
 
 extension CounterStore {
@@ -82,7 +106,9 @@ extension CounterStore {
                 """
                 UPDATE cluster_nodes SET heartbeat_at = now(), state = \(report.state),
                     pending_keys = \(Int64(report.pendingKeys)), oldest_pending_s = \(report.oldestPending?.seconds),
-                    last_flush_at = now() - make_interval(secs => \(lastFlushSecondsAgo)), last_error = \(report.lastError)
+                    last_flush_at = now() - make_interval(secs => \(lastFlushSecondsAgo)), last_error = \(report.lastError),
+                    requests_per_s = \(report.requestsPerSecond), increments_per_s = \(report.incrementsPerSecond),
+                    flush_seconds = coalesce(\(report.flushDuration?.seconds), flush_seconds)
                 WHERE node_id = \(nodeID)::uuid
                 RETURNING 1
                 """,
@@ -99,20 +125,21 @@ extension CounterStore {
             let rows = try await self.client.query(
                 """
                 SELECT node_id::text, address, version, started_at, extract(epoch FROM now() - heartbeat_at)::float8,
-                    state, pending_keys, oldest_pending_s, last_flush_at, last_error, barrier_flushed
+                    state, pending_keys, oldest_pending_s, last_flush_at, last_error, barrier_flushed,
+                    requests_per_s, increments_per_s, flush_seconds
                 FROM cluster_nodes ORDER BY started_at, node_id
                 """,
                 logger: self.logger
             )
             var nodes: [RegisteredNode] = []
             for try await row in rows.decode(
-                (String, String, String, Date, Double, String, Int64, Double?, Date?, String?, Int64).self
+                (String, String, String, Date, Double, String, Int64, Double?, Date?, String?, Int64, Double, Double, Double?).self
             ) {
                 nodes.append(
                     RegisteredNode(
                         nodeID: row.0, address: row.1, version: row.2, startedAt: row.3, silentFor: row.4, state: row.5,
                         pendingKeys: row.6, oldestPendingSeconds: row.7, lastFlushAt: row.8, lastError: row.9,
-                        barrierFlushed: row.10
+                        barrierFlushed: row.10, requestsPerSecond: row.11, incrementsPerSecond: row.12, flushSeconds: row.13
                     )
                 )
             }

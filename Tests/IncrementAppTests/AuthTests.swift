@@ -29,6 +29,7 @@ struct AuthTests {
         (.get, "/readyz", nil, nil),
         (.get, "/openapi.yaml", nil, nil),
         (.get, "/docs", nil, nil),
+        (.get, "/", nil, nil),
     ]
 
     /// Who calls: no token, an unknown one, and one token per scope.

@@ -72,7 +72,8 @@ struct OperationsRouteTests {
             #expect(
                 documented == [
                     "POST /increment", "POST /increments", "GET /counters", "GET /counters/{key}", "POST /flush",
-                    "GET /cluster", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs",
+                    "GET /cluster", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /",
+                    "GET /docs",
                 ]
             )
             // Each documented operation is routed: none answers 404 or 405.

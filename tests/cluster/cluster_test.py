@@ -114,8 +114,9 @@ class Cluster:
         self.debug = debug
 
     def start(self):
+        self.base_port = free_port_range(3)
         env = dict(os.environ, RUN_DIR=self.run_dir, DATABASE_URL=self.database_url,
-                   NODE_BASE_PORT=str(free_port_range(3)), FLUSH_INTERVAL_MS="200",
+                   NODE_BASE_PORT=str(self.base_port), FLUSH_INTERVAL_MS="200",
                    LOG_LEVEL="warning")
         args = [os.path.join(ROOT, "scripts/cluster.sh"), "--nodes", "3", "--port", str(self.port), "--detach"]
         if self.debug:
@@ -205,6 +206,45 @@ def test_exact_totals_when_a_node_is_terminated_mid_load(database_url, debug):
     compare(acknowledged, totals(database_url, "sigterm"))
 
 
+def test_status_page_in_headless_chromium(database_url, debug):
+    """GET / through nginx, opened in headless Chromium while load runs: the page lists every
+    node and shows live figures; a screenshot is kept for a person to look at."""
+    cluster = Cluster(database_url, debug)
+    cluster.start()
+    stop = threading.Event()
+
+    def trickle():
+        connection = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=10)
+        while not stop.is_set():
+            connection.request("POST", "/increment", body=json.dumps({"key": "page-load", "value": 1}))
+            connection.getresponse().read()
+            time.sleep(0.002)
+
+    loader = threading.Thread(target=trickle, daemon=True)
+    try:
+        loader.start()
+        time.sleep(2)  # a few heartbeats with the load's rates
+        browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                   "--virtual-time-budget=5000", "--window-size=1400,600"]
+        url = f"http://127.0.0.1:{cluster.port}/"
+        dom = subprocess.run(browser + ["--dump-dom", url], check=True, capture_output=True, text=True, timeout=120).stdout
+        screenshot = os.path.join(tempfile.gettempdir(), "increment-status-page.png")
+        subprocess.run(browser + [f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
+    finally:
+        stop.set()
+        loader.join()
+        cluster.stop()
+    addresses = [f"127.0.0.1:{cluster.base_port + index}" for index in range(3)]
+    for address in addresses:
+        assert address in dom, f"node {address} not on the page"
+    assert dom.count('class="live">live<') == len(addresses), "not every node shown live"
+    figures = {name: dom.split(f'id="{name}">', 1)[1].split("<", 1)[0] for name in ("live", "requests", "increments")}
+    assert figures["live"] == str(len(addresses)), figures
+    assert float(figures["requests"].replace(",", "")) > 0 and float(figures["increments"].replace(",", "")) > 0, figures
+    assert os.path.getsize(screenshot) > 10_000, "the screenshot is empty"
+    print(f"  page shows {figures}; screenshot {screenshot}")
+
+
 def main():
     debug = "--debug" in sys.argv
     pg_dir = tempfile.mkdtemp(prefix="increment-cluster-pg.")
@@ -213,7 +253,8 @@ def main():
                                   capture_output=True, text=True, env=dict(os.environ, PG_DURABLE="0")).stdout.strip()
     passed = failed = 0
     try:
-        for test in (test_exact_totals_through_nginx, test_exact_totals_when_a_node_is_terminated_mid_load):
+        for test in (test_exact_totals_through_nginx, test_exact_totals_when_a_node_is_terminated_mid_load,
+                     test_status_page_in_headless_chromium):
             print(f"cluster test {test.__name__}")
             try:
                 test(database_url, debug)

@@ -22,6 +22,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
     let buffer: IncrementBuffer
     let flusher: Flusher
     let health: NodeHealth
+    let activity: NodeActivity
     let settings: ClusterSettings
     let logger: Logger
 
@@ -40,6 +41,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         buffer: IncrementBuffer,
         flusher: Flusher,
         health: NodeHealth,
+        activity: NodeActivity,
         settings: ClusterSettings,
         logger: Logger
     ) {
@@ -47,6 +49,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         self.buffer = buffer
         self.flusher = flusher
         self.health = health
+        self.activity = activity
         self.settings = settings
         self.logger = logger
         (self.pokes, self.pokeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -89,11 +92,15 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         var announced = true
         var lastRemoval = ContinuousClock.now
         var failing = false
+        var previous = self.activity.totals
         while true {
             let deadline = ContinuousClock.now + max(self.settings.heartbeatInterval * 4, .seconds(1))
             do {
                 if announced {
-                    announced = try await self.store.report(nodeID: self.flusher.nodeID, self.report(), deadline: deadline)
+                    let now = self.activity.totals
+                    announced = try await self.store.report(
+                        nodeID: self.flusher.nodeID, self.report(rates: now.rates(since: previous)), deadline: deadline)
+                    previous = now
                 }
                 if !announced {
                     try await self.store.announce(
@@ -122,14 +129,17 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         }
     }
 
-    private func report() -> NodeReport {
+    private func report(rates: (requests: Double, increments: Double, meanFlush: Duration?)) -> NodeReport {
         let oldest = self.buffer.oldestPendingSince.map { ContinuousClock.now - $0 }
         return NodeReport(
             state: "\(self.health.phase)",
             pendingKeys: self.buffer.pendingKeys,
             oldestPending: oldest,
             sinceLastFlush: self.health.sinceLastFlush,
-            lastError: self.health.lastFlushFailure
+            lastError: self.health.lastFlushFailure,
+            requestsPerSecond: rates.requests,
+            incrementsPerSecond: rates.increments,
+            flushDuration: rates.meanFlush
         )
     }
 

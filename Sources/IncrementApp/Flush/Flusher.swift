@@ -32,6 +32,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let shardMap: ClusterShardMap
     let metrics: NodeMetrics
     let health: NodeHealth
+    let activity: NodeActivity
     let spill: SpillDirectory?
     let idempotency: IdempotencyTable
     /// The address this node registers under.
@@ -52,6 +53,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         settings: FlushSettings,
         metrics: NodeMetrics,
         health: NodeHealth,
+        activity: NodeActivity,
         spill: SpillDirectory?,
         idempotency: IdempotencyTable,
         advertisedAddress: String,
@@ -66,6 +68,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         self.shardMap = ClusterShardMap(shardCount: settings.clusterShards)
         self.metrics = metrics
         self.health = health
+        self.activity = activity
         self.spill = spill
         self.nodeID = nodeID
         self.logger = logger
@@ -266,6 +269,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             let elapsed = ContinuousClock.now - started
             self.metrics.flushes.increment()
             self.metrics.flushDuration.recordNanoseconds(elapsed.nanoseconds)
+            self.activity.recordFlush(took: elapsed)
             self.metrics.batchKeys.record(batch.count)
             self.metrics.lockWait.recordNanoseconds(result.lockWait.nanoseconds)
             if result.disposition == .alreadyApplied { self.metrics.alreadyAppliedBatches.increment() }

@@ -14,6 +14,7 @@ struct IncrementIntake: Sendable {
     let buffer: IncrementBuffer
     let flusher: Flusher
     let metrics: NodeMetrics
+    let activity: NodeActivity
     let settings: FlushSettings
     let openWaits: OpenCommitWaits
     let idempotency: IdempotencyTable
@@ -122,6 +123,7 @@ struct IncrementIntake: Sendable {
 
     private func waitForCommit(_ wait: CommitWait, count: Int) async -> CommitOutcome {
         self.metrics.acceptedIncrements.increment(by: count)
+        self.activity.recordAccepted(count)
         self.flusher.wake(.commitWaiter)
         return await wait.outcome(timeout: self.settings.commitWaitTimeout, openWaits: self.openWaits)
     }
@@ -138,6 +140,7 @@ struct IncrementIntake: Sendable {
 
     private func admitted(count: Int) {
         self.metrics.acceptedIncrements.increment(by: count)
+        self.activity.recordAccepted(count)
         if self.buffer.pendingKeys >= self.settings.earlyFlushKeys {
             self.flusher.wake(.pendingThreshold)
         }

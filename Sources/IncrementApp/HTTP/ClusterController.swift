@@ -41,6 +41,9 @@ struct ClusterController<Context: RequestContext>: Sendable {
         let oldestPendingSeconds: Double?
         let lastFlushAt: String?
         let lastError: String?
+        let requestsPerSecond: Double
+        let incrementsPerSecond: Double
+        let flushSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case id, address, version, status, state
@@ -50,6 +53,9 @@ struct ClusterController<Context: RequestContext>: Sendable {
             case oldestPendingSeconds = "oldest_pending_seconds"
             case lastFlushAt = "last_flush_at"
             case lastError = "last_error"
+            case requestsPerSecond = "requests_per_second"
+            case incrementsPerSecond = "increments_per_second"
+            case flushSeconds = "flush_seconds"
         }
     }
 
@@ -79,7 +85,10 @@ struct ClusterController<Context: RequestContext>: Sendable {
                 pendingKeys: node.pendingKeys,
                 oldestPendingSeconds: node.oldestPendingSeconds,
                 lastFlushAt: node.lastFlushAt?.ISO8601Format(),
-                lastError: node.lastError
+                lastError: node.lastError,
+                requestsPerSecond: (node.requestsPerSecond * 10).rounded() / 10,
+                incrementsPerSecond: (node.incrementsPerSecond * 10).rounded() / 10,
+                flushSeconds: node.flushSeconds
             )
         }
         let live = views.count { $0.status == "live" }

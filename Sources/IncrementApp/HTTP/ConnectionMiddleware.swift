@@ -1,6 +1,6 @@
 import Hummingbird
 
-/// Sets the `Connection` header of responses.
+/// Sets the `Connection` header of responses, and counts requests for the status page.
 ///
 /// - While the node drains before shutdown: `close`, so that nginx (and any HTTP/1.1 client)
 ///   closes each connection after its response, and no request is ever sent on a connection the
@@ -9,10 +9,12 @@ import Hummingbird
 ///   connection open only if the response says so; without it they wait for the server to close.
 public struct ConnectionMiddleware<Context: RequestContext>: RouterMiddleware {
     let health: NodeHealth
+    let activity: NodeActivity
 
     /// Creates the middleware.
-    public init(health: NodeHealth) {
+    public init(health: NodeHealth, activity: NodeActivity) {
         self.health = health
+        self.activity = activity
     }
 
     public func handle(
@@ -20,6 +22,7 @@ public struct ConnectionMiddleware<Context: RequestContext>: RouterMiddleware {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
+        self.activity.recordRequest()
         var response = try await next(request, context)
         if self.health.isShuttingDown {
             response.headers[.connection] = "close"

@@ -2,7 +2,7 @@ import Hummingbird
 import IncrementCore
 import Prometheus
 
-/// Health, readiness, metrics and the API description.
+/// Health, readiness, metrics, the API description and the status page.
 struct OperationsController<Context: RequestContext>: Sendable {
     let buffer: IncrementBuffer
     let health: NodeHealth
@@ -25,6 +25,10 @@ struct OperationsController<Context: RequestContext>: Sendable {
         }
         routes.get("docs") { _, _ in
             Self.document(self.documents.docsPage, contentType: "text/html; charset=utf-8")
+        }
+        // The status page; it reads GET /cluster, which needs an admin token when auth is on.
+        routes.get("/") { _, _ in
+            Self.document(self.documents.statusPage, contentType: "text/html; charset=utf-8")
         }
         if self.protectMetrics { routes.requiring(.admin, self.tokens) }
         routes.get("metrics", use: self.scrape)

@@ -13,6 +13,10 @@ CREATE TABLE cluster_nodes (
     oldest_pending_s    double precision,
     last_flush_at       timestamptz,
     last_error          text,
+    -- Rates over the node's last heartbeat interval, for the status page.
+    requests_per_s      double precision NOT NULL DEFAULT 0,
+    increments_per_s    double precision NOT NULL DEFAULT 0,
+    flush_seconds       double precision,
     -- The highest flush barrier this node has flushed for: everything it accepted before it saw
     -- that barrier is committed.
     barrier_flushed     bigint           NOT NULL DEFAULT 0
