@@ -23,7 +23,7 @@ public struct CounterStore: Sendable {
     ///
     /// Gives up with ``DeadlineExceeded`` at `deadline` (the pool waits for a connection while
     /// the database is unreachable).
-    public func values(
+    public func totals(
         forKeys keys: [CounterKey],
         deadline: ContinuousClock.Instant
     ) async throws -> [CounterKey: Int64] {
@@ -32,17 +32,17 @@ public struct CounterStore: Sendable {
                 "SELECT key, value FROM counters WHERE key = ANY(\(keys.map(\.string))::text[])",
                 logger: self.logger
             )
-            var values: [CounterKey: Int64] = [:]
-            for try await (key, value) in rows.decode((String, Int64).self) {
-                values[CounterKey(trusted: key)] = value
+            var totals: [CounterKey: Int64] = [:]
+            for try await (key, total) in rows.decode((String, Int64).self) {
+                totals[CounterKey(trusted: key)] = total
             }
-            return values
+            return totals
         }
     }
 
     /// The committed total of `key`, or nil if it was never incremented.
-    public func value(forKey key: CounterKey, deadline: ContinuousClock.Instant) async throws -> Int64? {
-        try await self.values(forKeys: [key], deadline: deadline)[key]
+    public func total(forKey key: CounterKey, deadline: ContinuousClock.Instant) async throws -> Int64? {
+        try await self.totals(forKeys: [key], deadline: deadline)[key]
     }
 
     /// Records `value` for the cluster-wide setting `name` if no node has yet, and checks that

@@ -82,6 +82,18 @@ func counters(in database: TestDatabase) async throws -> [String: Int64] {
 
 struct NodeNotReady: Error {}
 
+/// Runs `body` against a node built from `settings` (its services running), once it is ready.
+func withReadyNode(
+    _ settings: NodeSettings,
+    _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    let app = try await buildApplication(settings: settings, logger: appTestLogger)
+    try await app.test(.router) { client in
+        try await client.waitUntilReady()
+        try await body(client)
+    }
+}
+
 /// Runs `body` with two nodes on `database`, both ready. The long default flush interval
 /// means only waits, barriers and shutdown flush.
 func withTwoNodes(
@@ -89,12 +101,9 @@ func withTwoNodes(
     configure: @escaping @Sendable (inout NodeSettings, _ index: Int) -> Void = { _, _ in },
     _ body: @escaping @Sendable (any TestClientProtocol, any TestClientProtocol) async throws -> Void
 ) async throws {
-    let first = try await buildApplication(settings: try testSettings(database) { configure(&$0, 0) }, logger: appTestLogger)
-    let second = try await buildApplication(settings: try testSettings(database) { configure(&$0, 1) }, logger: appTestLogger)
-    try await first.test(.router) { a in
-        try await second.test(.router) { b in
-            try await a.waitUntilReady()
-            try await b.waitUntilReady()
+    let second = try testSettings(database) { configure(&$0, 1) }
+    try await withReadyNode(try testSettings(database) { configure(&$0, 0) }) { a in
+        try await withReadyNode(second) { b in
             try await body(a, b)
         }
     }

@@ -44,9 +44,7 @@ struct AuthTests {
             settings.accessTokens = try! AccessTokens(parsing: Self.tokens)  // A literal that parses.
             settings.protectMetrics = true
         }
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             for route in Self.routes {
                 for (token, scope) in Self.callers {
                     var headers: HTTPFields = [:]

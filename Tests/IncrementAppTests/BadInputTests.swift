@@ -37,9 +37,7 @@ struct BadInputTests {
     @Test func refusedRequestsGetJSONErrorsAndChangeNothing() async throws {
         let database = try await TestDatabase.create()
         let settings = try testSettings(database) { $0.maximumBodyBytes = 4_096 }
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             for refusal in Self.refusals {
                 let response = try await client.execute(
                     uri: refusal.uri,

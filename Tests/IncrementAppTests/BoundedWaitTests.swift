@@ -12,9 +12,7 @@ struct BoundedWaitTests {
         let settings = try testSettings(database, flushInterval: .milliseconds(50)) {
             $0.flush.commitWaitTimeout = .milliseconds(400)
         }
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             try await breakFlushes(database)
             let started = ContinuousClock.now
             let waited = try await client.post("/increment?wait=commit", #"{"key":"a","value":3}"#)

@@ -10,9 +10,7 @@ import Testing
 struct ByteExactKeyTests {
     @Test func canonicallyEquivalentKeysStayTwoCounters() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             // Same flush window: "é" precomposed (1) and decomposed (10).
             #expect(try await client.post("/increment", #"{"key":"\u00e9","value":1}"#).status == .accepted)
             let decomposed = try await client.post("/increment?wait=commit", #"{"key":"e\u0301","value":10}"#)

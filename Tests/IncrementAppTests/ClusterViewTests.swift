@@ -113,9 +113,7 @@ struct ClusterViewTests {
 
     @Test func aCleanShutdownLeavesTheRegistry() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let deadline = ContinuousClock.now + .seconds(5)
             while try await client.get("/cluster").text.contains(#""live":0"#), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(50))

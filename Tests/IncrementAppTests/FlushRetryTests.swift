@@ -9,9 +9,7 @@ struct FlushRetryTests {
     @Test func aFailedFlushIsRetriedUntilItCommitsAndNothingIsLost() async throws {
         let database = try await TestDatabase.create()
         let settings = try testSettings(database, flushInterval: .milliseconds(50))
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             _ = try await client.post("/increment?wait=commit", #"{"key":"a","value":1}"#)
             // Make every flush fail: the table the upsert writes is gone.
             try await database.withClient { admin in

@@ -93,9 +93,7 @@ struct IdempotencyKeyTests {
     @Test func aRepeatWhileTheFirstStillWaitsIsInFlight() async throws {
         let database = try await TestDatabase.create()
         let settings = try testSettings(database) { $0.flush.commitWaitTimeout = .seconds(3) }
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             try await breakFlushes(database)
             async let first = client.send(#"{"key":"w","value":7}"#, idempotencyKey: "slow", wait: true)
             try await Task.sleep(for: .milliseconds(300))
@@ -136,9 +134,7 @@ struct IdempotencyKeyTests {
 
     @Test func badHeadersAreRefused() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             for bad in ["\"unterminated", "two words", "\"\"", String(repeating: "k", count: 256), "\"a\\b\""] {
                 let answer = try await client.send(#"{"key":"z","value":1}"#, idempotencyKey: bad)
                 #expect(answer.status == .badRequest, "\(bad)")

@@ -9,9 +9,7 @@ import Testing
 struct IncrementRouteTests {
     @Test func waitCommitAnswersWithTheCommittedTotal() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let buffered = try await client.post("/increment", #"{"key":"page/home","value":5}"#)
             #expect(buffered.status == .accepted)
             #expect(buffered.body.readableBytes == 0)
@@ -33,9 +31,7 @@ struct IncrementRouteTests {
 
     @Test func concurrentWaitersShareFlushesAndSeeConsistentTotals() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let totals = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for _ in 0..<50 {
                     group.addTask {
@@ -57,9 +53,7 @@ struct IncrementRouteTests {
 
     @Test func batchesAreAcceptedWhole() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let accepted = try await client.post(
                 "/increments",
                 #"{"increments":[{"key":"a","value":1},{"key":"b","value":2},{"key":"a","value":3}]}"#
@@ -91,9 +85,7 @@ struct IncrementRouteTests {
 
     @Test func quarantinedIncrementsAnswer422AndOthersCommit() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let nearMax = try await client.post("/increment?wait=commit", #"{"key":"big","value":9223372036854775800}"#)
             #expect(nearMax.status == .ok)
             async let overflow = client.post("/increment?wait=commit", #"{"key":"big","value":100}"#)
@@ -121,9 +113,7 @@ struct IncrementRouteTests {
     @Test func aFullBufferAnswers503WithRetryAfterAndIsNotReady() async throws {
         let database = try await TestDatabase.create()
         let settings = try testSettings(database) { $0.maximumPendingKeys = 2 }
-        let app = try await buildApplication(settings: settings, logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(settings) { client in
             #expect(try await client.get("/readyz").status == .ok)
             #expect(try await client.post("/increment", #"{"key":"a","value":1}"#).status == .accepted)
             #expect(try await client.post("/increment", #"{"key":"b","value":1}"#).status == .accepted)

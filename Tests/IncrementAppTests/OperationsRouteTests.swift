@@ -48,9 +48,7 @@ struct OperationsRouteTests {
 
     @Test func keepAliveIsAnsweredForHTTP10Clients() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let response = try await client.execute(
                 uri: "/increment",
                 method: .post,
@@ -63,9 +61,7 @@ struct OperationsRouteTests {
 
     @Test func theServerServesTheOpenAPIDescriptionItImplements() async throws {
         let database = try await TestDatabase.create()
-        let app = try await buildApplication(settings: try testSettings(database), logger: appTestLogger)
-        try await app.test(.router) { client in
-            try await client.waitUntilReady()
+        try await withReadyNode(try testSettings(database)) { client in
             let spec = try await client.get("/openapi.yaml")
             #expect(spec.status == .ok)
             let documented = Self.documentedOperations(spec.text)

@@ -14,8 +14,8 @@ struct CounterStoreTests {
             #expect(first.disposition == .applied)
             let second = try await store.apply(batch(["a": 5], node: node, sequence: 2), totalsFor: ["a"])
             #expect(second.totals == ["a": 7])
-            #expect(try await store.value(forKey: "a", deadline: .now + .seconds(5)) == 7)
-            #expect(try await store.value(forKey: "missing", deadline: .now + .seconds(5)) == nil)
+            #expect(try await store.total(forKey: "a", deadline: .now + .seconds(5)) == 7)
+            #expect(try await store.total(forKey: "missing", deadline: .now + .seconds(5)) == nil)
             #expect(try await allCounters(client) == ["a": 7, "b": -3])
         }
     }
@@ -129,7 +129,7 @@ struct CounterStoreTests {
                 stored[Array(key.utf8)] = value
             }
             #expect(stored == [[0xC3, 0xA9]: 1, [0x65, 0xCC, 0x81]: 10, [0xE2, 0x84, 0xAB]: 100, [0xC3, 0x85]: 1_000])
-            #expect(try await store.value(forKey: decomposed, deadline: .now + .seconds(5)) == 10)
+            #expect(try await store.total(forKey: decomposed, deadline: .now + .seconds(5)) == 10)
         }
     }
 

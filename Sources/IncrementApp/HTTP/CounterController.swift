@@ -83,7 +83,7 @@ struct CounterController<Context: RequestContext>: Sendable {
             _ = try await self.barrier.passOrThrowAPIError(logger: logger)
         }
         do {
-            return try await self.store.values(forKeys: keys, deadline: .now + self.readTimeout)
+            return try await self.store.totals(forKeys: keys, deadline: .now + self.readTimeout)
         } catch {
             logger.warning("counter read failed", metadata: ["error": "\(describe(error))"])
             throw APIError.databaseUnavailable
