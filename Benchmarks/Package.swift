@@ -15,6 +15,7 @@ let package = Package(
             name: "IncrementBenchmarks",
             dependencies: [
                 .product(name: "IncrementCore", package: "increment-cluster"),
+                .product(name: "IncrementStore", package: "increment-cluster"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/IncrementBenchmarks",

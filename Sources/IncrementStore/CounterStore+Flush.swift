@@ -129,8 +129,9 @@ extension CounterStore {
     /// already recorded, by any node, and not expired, applies nothing again).
     /// Keys whose total would leave bigint are quarantined in the same statement.
     ///
-    /// The SQL is fixed text with numbered parameters; every value is bound.
-    static func upsert(_ batch: FlushBatch, wanted: [String], retention: Duration) -> PostgresQuery {
+    /// The SQL is fixed text with numbered parameters; every value is bound. Public for the
+    /// micro-benchmarks, which measure its encoding.
+    public static func upsert(_ batch: FlushBatch, wanted: [String], retention: Duration) -> PostgresQuery {
         var binds = PostgresBindings()
         binds.append(batch.keyStrings)  // $1
         binds.append(batch.deltas)  // $2

@@ -1,6 +1,7 @@
 import Benchmark
 import Foundation
 import IncrementCore
+import IncrementStore
 
 /// The hot path of `POST /increment` without the network: decode the body, add to the buffer.
 /// Foundation's JSONDecoder decodes the same body side by side, for scale.
@@ -34,6 +35,40 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("buffer add over 10,000 keys (time per add)", configuration: perThousand) { benchmark in
         for iteration in benchmark.scaledIterations {
             try buffer.add(increments[iteration % increments.count])
+        }
+    }
+
+    // A flush's work before the network, at four batch sizes: swap every shard out of the buffer,
+    // sort and de-duplicate into a batch, and encode the single upsert's binds. The buffer is
+    // refilled outside the measurement.
+    let shardMap = ClusterShardMap(shardCount: 64)
+    for count in [100, 1_000, 10_000, 100_000] {
+        let keyed = (0..<count).map { try! Increment(key: "key-\($0)", delta: 1) }  // Valid literal keys.
+        let flushBuffer = IncrementBuffer(shardCount: 16, maximumPendingKeys: 1_000_000)
+        var flushConfiguration = Benchmark.Configuration(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3))
+        flushConfiguration.maxIterations = count >= 100_000 ? 20 : 200
+        Benchmark("drain + batch + upsert binds, \(count) keys", configuration: flushConfiguration) { benchmark in
+            for iteration in benchmark.scaledIterations {
+                benchmark.stopMeasurement()
+                for increment in keyed { try flushBuffer.add(increment) }
+                benchmark.startMeasurement()
+                let pending = flushBuffer.drain()
+                let batch = FlushBatch(
+                    id: BatchID(nodeID: "00000000-0000-0000-0000-000000000001", sequence: Int64(iteration + 1)),
+                    deltas: pending.deltas, shardMap: shardMap)
+                blackHole(CounterStore.upsert(batch, wanted: [], retention: .seconds(86_400)))
+            }
+        }
+    }
+
+    // POST /increments with 1,000 items, reported per item.
+    let batchBody = Array(
+        ("{\"increments\":[" + (0..<1_000).map { #"{"key":"page:\#($0)","value":1}"# }.joined(separator: ",") + "]}").utf8)
+    var perItem = configuration
+    perItem.scalingFactor = .one
+    Benchmark("decode /increments, 1,000 items (time per batch)", configuration: perItem) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try IncrementBodyDecoder.decodeBatch(from: batchBody, maximumItems: 1_000))
         }
     }
 }
