@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 require_swift
-scripts/install-deps.sh --for-tests
+scripts/install-deps.sh --for-tests --for-load
 
 work=$(mktemp -d /tmp/increment-test.XXXXXX)
 chmod 755 "$work"  # the postgres user runs the server in it
@@ -25,9 +25,12 @@ swift test --skip-build "$@"
 
 # A node fuzzed against its OpenAPI description, the deployment files checked offline, the
 # cluster (nginx + 3 nodes) end to end, the fault suite in its bounded mode
-# (tests/faults/fault_suite.py --full for the long one), and 20 s of libFuzzer on the decoders.
+# (tests/faults/fault_suite.py --full for the long one), 20 s of libFuzzer on the decoders, and
+# a smoke run of the performance report.
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 tests/fuzz/run.sh 20
 scripts/check-deploy.sh
 tests/cluster/cluster_test.py --debug
 tests/faults/fault_suite.py --debug
+# A seconds-long smoke of the performance report (loadtest/report.py for the real one).
+loadtest/report.py --smoke --debug --out "$work/report"

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""One performance report: the cluster beside every alternative, measured in one run.
+
+Starts a throwaway PostgreSQL, three release nodes and nginx fronts for 1, 2 and 3 of them (one of
+them also speaking HTTP/2 cleartext), nginx answering 202 by itself (the machine's ceiling) and a
+redis-server; then runs every scenario with the same tool settings, one after another:
+
+  the ceiling; one node directly; nginx + 1, 2, 3 nodes; many keys, one hot key, a Zipf mix;
+  wait=commit; /increments with 100 and 1,000 items; ab -k as users run it; per-request
+  INSERT ... ON CONFLICT with pgbench (same key mixes and concurrency); redis INCR plain and
+  pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and 100 streams per connection beside
+  h2load --h1.
+
+Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, PostgreSQL
+commits/s and rows written/s, node RSS, and for the cluster's scenarios the exactness check: per
+key, stored <= sent and, over all keys, sent - stored <= one request in flight per connection.
+Writes REPORT.md and SVG plots to --out (default loadtest/report).
+
+Usage: loadtest/report.py [--smoke] [--seconds S] [--connections C] [--out DIR] [--debug]
+  --smoke  one second per scenario and a few scenarios: a check that the command works (CI)
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIO_LUA = os.path.join(ROOT, "loadtest", "scenario.lua")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs).stdout
+
+
+def psql(url, sql):
+    return [line.split("|") for line in run(["psql", url, "-Atc", sql]).splitlines() if line]
+
+
+def http(method, url, timeout=30):
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def project_python():
+    """The project's own Python (scripts/lib.sh makes the virtual environment), with matplotlib."""
+    python = run(["bash", "-c", f"source {ROOT}/scripts/lib.sh && project_python"]).strip()
+    if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "matplotlib"], check=True)
+    return python
+
+
+# MARK: keys, as scenario.lua makes them
+
+
+def zipf_cdf(keys):
+    weights = [1 / rank ** 1.1 for rank in range(1, keys + 1)]
+    # The same order of additions as the Lua script, so both agree to the last bit.
+    total, running, table = 0.0, 0.0, []
+    for w in weights:
+        total += w
+    for w in weights:
+        running += w
+        table.append(running / total)
+    return table
+
+
+def key_index(mode, keys, cdf, thread, n):
+    if mode == "hot":
+        return 0
+    if mode == "zipf":
+        u = ((n * 2654435761 + thread * 40503) % 4294967296) / 4294967296
+        low, high = 1, keys
+        while low < high:
+            middle = (low + high) // 2
+            if cdf[middle - 1] < u:
+                low = middle + 1
+            else:
+                high = middle
+        return low - 1
+    return ((n + thread * 104729) * 7919) % keys
+
+
+def sent_per_key(mode, keys, prefix, sent):
+    cdf = zipf_cdf(keys) if mode == "zipf" else None
+    counts = {}
+    for thread, count in sent:
+        for n in range(1, count + 1):
+            key = f"{prefix}{key_index(mode, keys, cdf, thread, n)}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# MARK: the processes
+
+
+class Stack:
+    """PostgreSQL, nodes, nginx fronts, the ceiling and redis, all on free loopback ports."""
+
+    def __init__(self, nodes, debug):
+        self.dir = tempfile.mkdtemp(prefix="increment-report.")
+        os.chmod(self.dir, 0o755)
+        self.processes, self.nginx_dirs = [], []
+        self.database_url = run([f"{ROOT}/scripts/pg.sh", "start", f"{self.dir}/pg"]).strip()
+        configuration = "debug" if debug else "release"
+        subprocess.run(["swift", "build", "-c", configuration, "--product", "increment-node"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        binary = os.path.join(ROOT, ".build", configuration, "increment-node")
+        self.node_ports, self.node_pids = [], []
+        for index in range(nodes):
+            port = free_port()
+            env = dict(os.environ, DATABASE_URL=self.database_url, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error")
+            process = subprocess.Popen([binary], env=env, stdout=open(f"{self.dir}/node-{index}.log", "w"),
+                                       stderr=subprocess.STDOUT)
+            self.processes.append(process)
+            self.node_ports.append(port)
+            self.node_pids.append(process.pid)
+        for port in self.node_ports:
+            self.wait_ready(port)
+        # nginx in front of the first 1, 2 and 3 nodes; the last also listens for HTTP/2 cleartext.
+        self.fronts = {}
+        for count in range(1, nodes + 1):
+            self.fronts[count] = self.start_front(self.node_ports[:count], http2=count == nodes)
+        self.ceiling = self.start_ceiling()
+        self.redis_port = free_port()
+        self.processes.append(subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.5)
+
+    def wait_ready(self, port):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if http("GET", f"http://127.0.0.1:{port}/readyz", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node on port {port} never became ready")
+
+    def start_front(self, ports, http2):
+        run_dir = tempfile.mkdtemp(dir=self.dir, prefix="nginx.")
+        os.makedirs(f"{run_dir}/nginx-tmp")
+        port = free_port()
+        run([f"{ROOT}/scripts/render-nginx.py", f"{ROOT}/nginx/local.conf.template", f"{run_dir}/nginx.conf", run_dir,
+             f"127.0.0.1:{port}", ",".join(map(str, ports))])
+        h2_port = None
+        if http2:
+            h2_port = free_port()
+            conf = open(f"{run_dir}/nginx.conf").read()
+            listen = f"listen 127.0.0.1:{port} backlog=4096;"
+            assert listen in conf, "the nginx template's listen line changed"
+            # HTTP/2 cleartext (prior knowledge) on a port of its own, beside HTTP/1.1.
+            conf = conf.replace(listen, f"{listen}\n        listen 127.0.0.1:{h2_port} http2;")
+            open(f"{run_dir}/nginx.conf", "w").write(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        subprocess.run([nginx, "-p", run_dir, "-c", f"{run_dir}/nginx.conf"], check=True)
+        self.nginx_dirs.append(run_dir)
+        return {"port": port, "h2_port": h2_port}
+
+    def start_ceiling(self):
+        run_dir = tempfile.mkdtemp(dir=self.dir, prefix="ceiling.")
+        port = free_port()
+        with open(f"{run_dir}/nginx.conf", "w") as f:
+            f.write(f"""worker_processes auto; pid {run_dir}/nginx.pid; error_log {run_dir}/error.log;
+events {{ worker_connections 8192; }}
+http {{ access_log off; client_body_temp_path {run_dir}; proxy_temp_path {run_dir};
+  fastcgi_temp_path {run_dir}; uwsgi_temp_path {run_dir}; scgi_temp_path {run_dir};
+  server {{ listen 127.0.0.1:{port} backlog=4096; keepalive_requests 100000; location / {{ return 202; }} }} }}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        subprocess.run([nginx, "-p", run_dir, "-c", f"{run_dir}/nginx.conf"], check=True)
+        self.nginx_dirs.append(run_dir)
+        return port
+
+    def rss_mib(self):
+        sizes = []
+        for pid in self.node_pids:
+            with open(f"/proc/{pid}/status") as f:
+                kib = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+            sizes.append(round(kib / 1024))
+        return sizes
+
+    def pg_counters(self):
+        commits, rows = psql(self.database_url, "SELECT xact_commit, tup_inserted + tup_updated FROM pg_stat_database "
+                                                "WHERE datname = current_database()")[0]
+        return int(commits), int(rows)
+
+    def stop(self):
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        for run_dir in self.nginx_dirs:
+            subprocess.run([nginx, "-p", run_dir, "-c", f"{run_dir}/nginx.conf", "-s", "quit"], check=False,
+                           stderr=subprocess.DEVNULL)
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        subprocess.run([f"{ROOT}/scripts/pg.sh", "stop", f"{self.dir}/pg"], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# MARK: scenarios
+
+
+class Report:
+    def __init__(self, stack, seconds, connections):
+        self.stack, self.seconds, self.connections = stack, seconds, connections
+        self.rows = []
+        self.scenario_number = 0
+
+    def record(self, name, group, requests_per_s, items, p50=None, p99=None, p999=None, errors=0, pg=None,
+               exact=None, nodes=None):
+        row = {"name": name, "group": group, "requests_per_s": requests_per_s, "increments_per_s": requests_per_s * items,
+               "p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "errors": errors, "exact": exact, "nodes": nodes}
+        if pg:
+            row.update(pg)
+        row["rss_mib"] = self.stack.rss_mib()
+        self.rows.append(row)
+        figures = f"{requests_per_s:,.0f} req/s"
+        if items > 1:
+            figures += f" = {requests_per_s * items:,.0f} increments/s"
+        if p99 is not None:
+            figures += f", p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        print(f"  {name}: {figures}, errors {errors}" + (f", exact: {exact}" if exact else ""), flush=True)
+
+    def wrk(self, name, group, port, mode="uniform", items=0, wait=False, keys=10_000, nodes=None, counted=True):
+        self.scenario_number += 1
+        prefix = f"r{self.scenario_number}-"
+        env = dict(os.environ, MODE=mode, KEYS=str(keys), PREFIX=prefix, ITEMS=str(items), WAIT="1" if wait else "0")
+        before = self.stack.pg_counters()
+        started = time.monotonic()
+        out = run(["wrk", "-t2", f"-c{self.connections}", f"-d{self.seconds}s", "-s", SCENARIO_LUA,
+                   f"http://127.0.0.1:{port}"], env=env)
+        elapsed = time.monotonic() - started
+        result = json.loads(out.split("report: ", 1)[1].splitlines()[0])
+        seconds = result["duration_us"] / 1e6
+        requests_per_s = result["requests"] / seconds
+        errors = result["status_errors"] + result["socket_errors"]
+        pg, exact = None, None
+        if counted:
+            http("POST", f"http://127.0.0.1:{self.stack.fronts[max(self.stack.fronts)]['port']}/flush")
+            time.sleep(0.6)  # statistics reach pg_stat_database about once a second
+            after = self.stack.pg_counters()
+            pg = {"commits_per_s": (after[0] - before[0]) / elapsed, "rows_per_s": (after[1] - before[1]) / elapsed}
+            exact = self.check(mode, keys, prefix, result, max(items, 1))
+        self.record(name, group, requests_per_s, max(items, 1), result["p50_us"] / 1000, result["p99_us"] / 1000,
+                    result["p999_us"] / 1000, errors, pg, exact, nodes)
+
+    def check(self, mode, keys, prefix, result, items):
+        """Per key: stored <= sent; in all: sent - stored <= one request in flight per connection."""
+        sent = sent_per_key(mode, keys, prefix, result["sent"])
+        stored = {k: int(v) for k, v in psql(self.stack.database_url,
+                                             f"SELECT key, value FROM counters WHERE key LIKE '{prefix}%'")}
+        over = [k for k, v in stored.items() if v > sent.get(k, 0)]
+        missing = sum(sent.values()) - sum(stored.values())
+        slack = self.connections * items
+        ok = not over and 0 <= missing <= slack and result["status_errors"] + result["socket_errors"] == 0
+        verdict = (f"yes ({len(stored):,} keys; {missing} of {sum(sent.values()):,} sent were in flight at the stop, "
+                   f"at most {slack})") if ok else f"NO ({len(over)} keys over, {missing} missing, slack {slack})"
+        if not ok:
+            self.failures.append(verdict)
+        return verdict
+
+    failures = []
+
+    def ab(self, port):
+        body = os.path.join(self.stack.dir, "ab-body.json")
+        with open(body, "w") as f:
+            f.write('{"key":"ab-key","value":1}')
+        requests = max(2_000, int(self.seconds * 5_000))
+        before = self.stack.pg_counters()
+        started = time.monotonic()
+        out = run(["ab", "-k", "-q", "-c", str(self.connections), "-n", str(requests), "-p", body, "-T", "application/json",
+                   f"http://127.0.0.1:{port}/increment"])
+        elapsed = time.monotonic() - started
+        rate = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+        failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
+        non2xx = int((re.search(r"Non-2xx responses:\s+(\d+)", out) or re.search("()", "")).group(1) or 0)
+        p50 = float(re.search(r"\n\s+50%\s+(\d+)", out).group(1))
+        p99 = float(re.search(r"\n\s+99%\s+(\d+)", out).group(1))
+        http("POST", f"http://127.0.0.1:{port}/flush")
+        time.sleep(0.6)
+        after = self.stack.pg_counters()
+        stored = int((psql(self.stack.database_url, "SELECT coalesce(sum(value), 0) FROM counters WHERE key = 'ab-key'")
+                      or [["0"]])[0][0])
+        exact = "yes (ab waits for every answer)" if stored == requests - non2xx - failed else f"NO ({stored} of {requests})"
+        if not exact.startswith("yes"):
+            self.failures.append(exact)
+        self.record(f"ab -k -c{self.connections} through nginx + 3 nodes", "cluster", rate, 1, p50, p99, None,
+                    failed + non2xx, {"commits_per_s": (after[0] - before[0]) / elapsed,
+                                      "rows_per_s": (after[1] - before[1]) / elapsed}, exact)
+
+    def pgbench(self, name, mode, keys=10_000):
+        url = self.stack.database_url
+        psql(url, "CREATE TABLE IF NOT EXISTS bench_counters (key text PRIMARY KEY, value bigint NOT NULL)")
+        pick = {"uniform": f"\\set k random(0, {keys - 1})", "hot": "\\set k 0",
+                "zipf": f"\\set k random_zipfian(0, {keys - 1}, 1.1)"}[mode]
+        script = os.path.join(self.stack.dir, f"pgbench-{mode}.sql")
+        with open(script, "w") as f:
+            f.write(f"{pick}\nINSERT INTO bench_counters (key, value) VALUES ('k' || :k, 1) "
+                    f"ON CONFLICT (key) DO UPDATE SET value = bench_counters.value + 1;\n")
+        before = self.stack.pg_counters()
+        out = run(["pgbench", "-n", "-M", "prepared", "-c", str(self.connections), "-j", "2", "-T", str(self.seconds),
+                   "-f", script, url])
+        after = self.stack.pg_counters()
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        self.record(name, "alternative", tps, 1, latency, None, None, 0,
+                    {"commits_per_s": (after[0] - before[0]) / self.seconds,
+                     "rows_per_s": (after[1] - before[1]) / self.seconds})
+
+    def redis(self, name, pipeline):
+        requests = max(100_000, int(self.seconds * (400_000 if pipeline > 1 else 60_000)))
+        out = run(["redis-benchmark", "-p", str(self.stack.redis_port), "-t", "incr", "-c", str(self.connections),
+                   "-n", str(requests), "-r", "10000", "-P", str(pipeline), "--csv"])
+        row = [line for line in out.splitlines() if line.startswith('"INCR"')][0]
+        fields = [field.strip('"') for field in row.split(",")]
+        # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
+        self.record(name, "alternative", float(fields[1]), 1, float(fields[4]), float(fields[6]))
+
+    def h2load(self, name, port, streams, h1=False):
+        body = os.path.join(self.stack.dir, "h2-body.json")
+        with open(body, "w") as f:
+            f.write('{"key":"h2-key","value":1}')
+        requests = max(5_000, int(self.seconds * 20_000))
+        args = ["h2load", "-n", str(requests), "-c", str(self.connections), "-t", "2", "-m", str(streams), "-d", body,
+                "-H", "content-type: application/json"]
+        if h1:
+            args.append("--h1")
+        out = run(args + [f"http://127.0.0.1:{port}/increment"])
+        rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+        statuses = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+        errors = requests - int(statuses.group(1))
+        mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+        mean_ms = float(mean[:-2]) if mean.endswith("ms") else float(mean[:-2]) / 1000 if mean.endswith("us") else float(mean[:-1]) * 1000
+        self.record(name, "http2", rate, 1, mean_ms, None, None, errors)
+
+
+# MARK: output
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
+    return f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB, {platform.system()} {platform.release()}"
+
+
+def write_report(rows, out, seconds, connections, plots_python):
+    os.makedirs(out, exist_ok=True)
+    ceiling = next(r["requests_per_s"] for r in rows if r["group"] == "ceiling")
+    alternatives = {r["name"]: r["increments_per_s"] for r in rows if r["group"] == "alternative"}
+    lines = [
+        "# Performance report", "",
+        f"Made by `loadtest/report.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {machine()}. "
+        f"The load tools, nginx, the nodes, PostgreSQL and redis share these cores. Every scenario ran for "
+        f"{seconds} s with {connections} connections and 2 threads, one after another, in one run; keys are 10,000 "
+        "unless the scenario says otherwise.", "",
+        "| scenario | requests/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | ratio to ceiling | "
+        "PG commits/s | PG rows/s | node RSS MiB | exact |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+
+    def number(value, digits=0):
+        return "" if value is None else f"{value:,.{digits}f}"
+
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {number(r['requests_per_s'])} | {number(r['increments_per_s'])} | {number(r['p50_ms'], 2)} | "
+            f"{number(r['p99_ms'], 2)} | {number(r['p999_ms'], 2)} | {r['errors']} | {r['requests_per_s'] / ceiling:.2f} | "
+            f"{number(r.get('commits_per_s'))} | {number(r.get('rows_per_s'))} | {', '.join(map(str, r['rss_mib']))} | "
+            f"{r['exact'] or ''} |")
+    lines += ["", "Ratios of each cluster scenario's increments/s to each alternative's:", "",
+              "| scenario | " + " | ".join(alternatives) + " |", "| --- |" + " ---: |" * len(alternatives)]
+    for r in rows:
+        if r["group"] == "cluster":
+            lines.append(f"| {r['name']} | " + " | ".join(f"{r['increments_per_s'] / v:.2f}" for v in alternatives.values()) + " |")
+    lines += ["", "pgbench rows: one `INSERT ... ON CONFLICT DO UPDATE` per transaction, prepared, same key mix; the "
+              "latency column there is pgbench's average. redis rows: `redis-benchmark -t incr -r 10000`; its p50/p99 "
+              "columns are redis-benchmark's. HTTP/2 rows: h2load against nginx's HTTP/2 cleartext port (prior "
+              "knowledge) at 1, 10 and 100 streams per connection, beside `h2load --h1` against its HTTP/1.1 port; "
+              "their latency column is h2load's mean.", "",
+              "![throughput](throughput.svg)", "", "![latency](latency.svg)", "", "![nodes](nodes.svg)", ""]
+    with open(os.path.join(out, "REPORT.md"), "w") as f:
+        f.write("\n".join(lines))
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    subprocess.run([plots_python, "-c", PLOTS, out], check=True)
+
+
+PLOTS = r"""
+import json, os, sys
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+out = sys.argv[1]
+rows = json.load(open(os.path.join(out, "results.json")))
+plt.rcParams["svg.hashsalt"] = "increment"  # the same file for the same figures
+names = [r["name"] for r in rows][::-1]
+fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1))
+ax.barh(names, [r["increments_per_s"] for r in rows][::-1], color="#3b6ea5")
+ax.set_xlabel("increments per second"); ax.set_title("Throughput per scenario (same run)")
+fig.tight_layout(); fig.savefig(os.path.join(out, "throughput.svg"))
+timed = [r for r in rows if r["p99_ms"] is not None]
+fig, ax = plt.subplots(figsize=(10, 0.32 * len(timed) + 1))
+labels = [r["name"] for r in timed][::-1]
+for offset, field, color in ((-0.25, "p50_ms", "#9ec5e8"), (0, "p99_ms", "#3b6ea5"), (0.25, "p999_ms", "#1d3557")):
+    ax.barh([i + offset for i in range(len(timed))], [r[field] or 0 for r in timed][::-1], height=0.25, color=color,
+            label=field.replace("_ms", ""))
+ax.set_yticks(range(len(timed))); ax.set_yticklabels(labels); ax.set_xscale("log"); ax.set_xlabel("ms (log)")
+ax.legend(); ax.set_title("Latency percentiles"); fig.tight_layout(); fig.savefig(os.path.join(out, "latency.svg"))
+scaled = sorted((r for r in rows if r.get("nodes")), key=lambda r: r["nodes"])
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot([r["nodes"] for r in scaled], [r["requests_per_s"] for r in scaled], marker="o")
+ax.set_xlabel("nodes behind nginx"); ax.set_ylabel("requests per second"); ax.set_xticks([r["nodes"] for r in scaled])
+ax.set_ylim(bottom=0); ax.set_title("Throughput against nodes (one machine)")
+fig.tight_layout(); fig.savefig(os.path.join(out, "nodes.svg"))
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--out", default=os.path.join(ROOT, "loadtest", "report"))
+    parser.add_argument("--debug", action="store_true")
+    options = parser.parse_args()
+    seconds = 1 if options.smoke else options.seconds
+    subprocess.run([f"{ROOT}/scripts/install-deps.sh", "--for-load"], check=True)
+    plots_python = project_python()
+    stack = Stack(3, options.debug)
+    report = Report(stack, seconds, options.connections)
+    try:
+        fronts = stack.fronts
+        print("scenarios:", flush=True)
+        report.wrk("nginx answering 202 itself (ceiling)", "ceiling", stack.ceiling, counted=False)
+        report.wrk("one node directly", "cluster", stack.node_ports[0], nodes=None)
+        for count in sorted(fronts):
+            report.wrk(f"nginx + {count} node{'s' if count > 1 else ''}", "cluster", fronts[count]["port"], nodes=count)
+        big = fronts[max(fronts)]["port"]
+        report.wrk("nginx + 3 nodes, one hot key", "cluster", big, mode="hot")
+        report.wrk("nginx + 3 nodes, Zipf mix (s = 1.1)", "cluster", big, mode="zipf")
+        report.wrk("nginx + 3 nodes, wait=commit", "cluster", big, wait=True)
+        report.wrk("nginx + 3 nodes, /increments × 100", "cluster", big, items=100)
+        if not options.smoke:
+            report.wrk("nginx + 3 nodes, /increments × 1,000", "cluster", big, items=1000, keys=100_000)
+        report.ab(big)
+        report.pgbench("pgbench per-request upsert, many keys", "uniform")
+        if not options.smoke:
+            report.pgbench("pgbench per-request upsert, one hot key", "hot")
+            report.pgbench("pgbench per-request upsert, Zipf mix", "zipf")
+        report.redis("redis INCR", 1)
+        report.redis("redis INCR, pipelined -P16", 16)
+        h2 = fronts[max(fronts)]["h2_port"]
+        report.h2load("h2load --h1 (HTTP/1.1 baseline)", big, 1, h1=True)
+        for streams in ((1, 10, 100) if not options.smoke else (10,)):
+            report.h2load(f"h2load HTTP/2 cleartext, {streams} stream{'s' if streams > 1 else ''} per connection", h2, streams)
+    finally:
+        stack.stop()
+    write_report(report.rows, options.out, seconds, options.connections, plots_python)
+    print(f"report: {os.path.join(options.out, 'REPORT.md')}")
+    if report.failures:
+        print(f"exactness: {len(report.failures)} scenario(s) failed: {report.failures}", file=sys.stderr)
+        sys.exit(1)
+    print("report: 1 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    main()
