@@ -30,7 +30,7 @@ swift test --skip-build "$@"
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 tests/fuzz/run.sh 20
 scripts/check-deploy.sh
-tests/cluster/cluster_test.py --debug
-tests/faults/fault_suite.py --debug
 # A seconds-long smoke of the performance report (loadtest/report.py for the real one).
 loadtest/report.py --smoke --debug --out "$work/report"
+tests/cluster/cluster_test.py --debug
+tests/faults/fault_suite.py --debug
