@@ -39,25 +39,22 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // A flush's work before the network, at four batch sizes: swap every shard out of the buffer,
-    // sort and de-duplicate into a batch, and encode the single upsert's binds. The buffer is
-    // refilled outside the measurement.
+    // sort and de-duplicate into a batch, and encode the single upsert's binds. Each sample drains
+    // a buffer filled beforehand, outside the measurement.
     let shardMap = ClusterShardMap(shardCount: 64)
     for count in [100, 1_000, 10_000, 100_000] {
         let keyed = (0..<count).map { try! Increment(key: "key-\($0)", delta: 1) }  // Valid literal keys.
-        let flushBuffer = IncrementBuffer(shardCount: 16, maximumPendingKeys: 1_000_000)
-        var flushConfiguration = Benchmark.Configuration(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(3))
-        flushConfiguration.maxIterations = count >= 100_000 ? 20 : 200
+        let samples = count >= 100_000 ? 20 : 100
+        let filled = FilledBuffers(count: samples + 1, increments: keyed)
+        var flushConfiguration = Benchmark.Configuration(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 0)
+        flushConfiguration.maxIterations = samples
+        flushConfiguration.maxDuration = .seconds(30)
         Benchmark("drain + batch + upsert binds, \(count) keys", configuration: flushConfiguration) { benchmark in
-            for iteration in benchmark.scaledIterations {
-                benchmark.stopMeasurement()
-                for increment in keyed { try flushBuffer.add(increment) }
-                benchmark.startMeasurement()
-                let pending = flushBuffer.drain()
-                let batch = FlushBatch(
-                    id: BatchID(nodeID: "00000000-0000-0000-0000-000000000001", sequence: Int64(iteration + 1)),
-                    deltas: pending.deltas, shardMap: shardMap)
-                blackHole(CounterStore.upsert(batch, wanted: [], retention: .seconds(86_400)))
-            }
+            let pending = filled.next().drain()
+            let batch = FlushBatch(
+                id: BatchID(nodeID: "00000000-0000-0000-0000-000000000001", sequence: 1),
+                deltas: pending.deltas, shardMap: shardMap)
+            blackHole(CounterStore.upsert(batch, wanted: [], retention: .seconds(86_400)))
         }
     }
 
@@ -70,5 +67,23 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             blackHole(try IncrementBodyDecoder.decodeBatch(from: batchBody, maximumItems: 1_000))
         }
+    }
+}
+
+/// Buffers filled before a benchmark runs, handed out one per sample.
+final class FilledBuffers: @unchecked Sendable {
+    private var buffers: [IncrementBuffer]
+
+    init(count: Int, increments: [Increment]) {
+        self.buffers = (0..<count).map { _ in
+            let buffer = IncrementBuffer(shardCount: 16, maximumPendingKeys: 1_000_000)
+            for increment in increments { try! buffer.add(increment) }  // Far below the cap: cannot fail.
+            return buffer
+        }
+    }
+
+    /// The next filled buffer; the benchmark runs its samples one at a time.
+    func next() -> IncrementBuffer {
+        self.buffers.removeLast()
     }
 }
