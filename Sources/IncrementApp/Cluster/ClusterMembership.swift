@@ -117,7 +117,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
                     }
                 }
                 failing = false
-            } catch is CancellationError {
+            } catch where Task.isCancelled {
                 return
             } catch {
                 if !failing {
@@ -167,7 +167,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
                 if latest > self.requested.load(ordering: .relaxed) {
                     self.requestFlush(forBarrier: latest)
                 }
-            } catch is CancellationError {
+            } catch where Task.isCancelled {
                 return
             } catch {
                 self.logger.debug("barrier poll failed", metadata: ["error": "\(describe(error))"])
