@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "increment-node", targets: ["IncrementNode"]),
+        .executable(name: "increment-flush-bench", targets: ["IncrementFlushBench"]),
         .library(name: "IncrementCore", targets: ["IncrementCore"]),
         .library(name: "IncrementStore", targets: ["IncrementStore"]),
         .library(name: "IncrementApp", targets: ["IncrementApp"]),
@@ -77,6 +78,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Concurrent flushers against one PostgreSQL, for deploy/SCALING.md.
+        .executableTarget(
+            name: "IncrementFlushBench",
+            dependencies: [
+                "IncrementCore",
+                "IncrementStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -7,8 +7,9 @@ extension CounterStore {
     /// Applies `batch` in one transaction, exactly once however often it is retried.
     ///
     /// 1. `begin_flush` bounds the transaction (``FlushLimits``), takes the advisory locks of the
-    ///    batch's cluster shards in ascending order (flushes touching the same keys queue instead
-    ///    of deadlocking) and claims the batch in the node's ledger row: a batch whose sequence
+    ///    batch's cluster shards in ascending order (shared: flushes of different nodes run side
+    ///    by side and upsert in key order, so their row locks never deadlock; exclusive: flushes
+    ///    touching the same shards queue) and claims the batch in the node's ledger row: a batch whose sequence
     ///    is not above the node's high-water mark was applied before, and nothing more is written.
     /// 2. The single upsert over `unnest` arrays. Keys whose total would leave bigint are moved
     ///    to `quarantined_increments` in the same statement; the rest commit.
@@ -66,7 +67,8 @@ extension CounterStore {
             """
             SELECT begin_flush(\(AdvisoryLockSpace.clusterShards), \(batch.clusterShards), \(nodeID)::uuid, \(sequence),
                 \(mayRegister), \(self.limits.ledgerRetention.seconds),
-                \(self.limits.attemptTimeout.postgresMilliseconds), \(self.limits.stallTimeout.postgresMilliseconds))
+                \(self.limits.attemptTimeout.postgresMilliseconds), \(self.limits.stallTimeout.postgresMilliseconds),
+                \(self.limits.lockMode == .shared))
             """,
             logger: self.logger
         )
@@ -101,7 +103,9 @@ extension CounterStore {
             )
             try await result.collect(rows)
         default:
-            let rows = try await connection.query(Self.upsert(batch, wanted: wanted, retention: self.limits.idempotencyRetention), logger: self.logger)
+            let rows = try await connection.query(
+                Self.upsert(batch, wanted: wanted, retention: self.limits.idempotencyRetention, lockMode: self.limits.lockMode),
+                logger: self.logger)
             try await result.collect(rows)
             if !batch.idempotent.isEmpty {
                 try await connection.query(
@@ -131,7 +135,15 @@ extension CounterStore {
     ///
     /// The SQL is fixed text with numbered parameters; every value is bound. Public for the
     /// micro-benchmarks, which measure its encoding.
-    public static func upsert(_ batch: FlushBatch, wanted: [String], retention: Duration) -> PostgresQuery {
+    ///
+    /// With shared shard locks, rows are upserted in byte order (`ORDER BY key COLLATE "C"`), the
+    /// one order every concurrent flush takes its row locks in.
+    public static func upsert(
+        _ batch: FlushBatch,
+        wanted: [String],
+        retention: Duration,
+        lockMode: ShardLockMode = .exclusive
+    ) -> PostgresQuery {
         var binds = PostgresBindings()
         binds.append(batch.keyStrings)  // $1
         binds.append(batch.deltas)  // $2
@@ -165,6 +177,7 @@ extension CounterStore {
                     INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
                     SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $10)
                     FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
+                    ORDER BY idem_key COLLATE "C"
                     ON CONFLICT (idem_key) DO UPDATE SET
                         fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
                         node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = now(), expires_at = EXCLUDED.expires_at
@@ -193,7 +206,7 @@ extension CounterStore {
             ), upserted AS (
                 INSERT INTO counters AS c (key, value, updated_at)
                 SELECT key, delta::bigint, now() FROM input
-                WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)
+                WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)\(lockMode == .shared ? #" ORDER BY key COLLATE "C""# : "")
                 ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
                 RETURNING key, value
             )

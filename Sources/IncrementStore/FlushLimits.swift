@@ -1,3 +1,14 @@
+/// How a flush holds the advisory locks of its cluster shards. Exclusive is the default: shared
+/// mode is faster while few flushes overlap in time or keys, and slower when many flush the same
+/// keys at once (deploy/SCALING.md has the measurements).
+public enum ShardLockMode: String, Sendable, Hashable, CaseIterable {
+    /// Flushes of different nodes run side by side; each upserts its keys in ascending order,
+    /// so row locks are always taken in one order and never deadlock.
+    case shared
+    /// A flush waits for every other flush touching one of its shards (the earlier behaviour).
+    case exclusive
+}
+
 /// The bounds every flush transaction runs under.
 public struct FlushLimits: Sendable, Hashable {
     /// The longest one flush attempt may take, from asking for a connection to COMMIT's answer.
@@ -12,14 +23,18 @@ public struct FlushLimits: Sendable, Hashable {
     public var ledgerRetention: Duration
     /// How long an idempotency key is remembered after the flush that recorded it.
     public var idempotencyRetention: Duration
+    /// How flushes hold their cluster-shard locks.
+    public var lockMode: ShardLockMode
 
     /// Creates flush limits; the defaults are the production ones.
     public init(
         attemptTimeout: Duration = .seconds(20),
         stallTimeout: Duration = .seconds(3),
         ledgerRetention: Duration = .seconds(86_400),
-        idempotencyRetention: Duration = .seconds(86_400)
+        idempotencyRetention: Duration = .seconds(86_400),
+        lockMode: ShardLockMode = .exclusive
     ) {
+        self.lockMode = lockMode
         self.attemptTimeout = attemptTimeout
         self.stallTimeout = stallTimeout
         self.ledgerRetention = ledgerRetention

@@ -63,7 +63,8 @@ struct CounterStoreTests {
         }
     }
 
-    @Test func twoNodesFlushingOverlappingHotKeysEndExactWithoutDeadlock() async throws {
+    @Test(arguments: ShardLockMode.allCases)
+    func nodesFlushingOverlappingHotKeysEndExactWithoutDeadlock(lockMode: ShardLockMode) async throws {
         try await withMigratedStore { store, client, database in
             let deadlocksBefore = try await scalar(
                 client, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
@@ -75,7 +76,8 @@ struct CounterStoreTests {
                 for node in 0..<nodes {
                     group.addTask {
                         try await database.withClient { nodeClient in
-                            let nodeStore = CounterStore(client: nodeClient, logger: testLogger)
+                            let nodeStore = CounterStore(
+                                client: nodeClient, logger: testLogger, limits: FlushLimits(lockMode: lockMode))
                             let nodeID = UUID().uuidString
                             for sequence in 1...flushesPerNode {
                                 var deltas: [CounterKey: Int64] = [:]

@@ -49,7 +49,7 @@ public struct NodeSettings: Sendable {
     public static let catalog: [SettingDescriptor] = [
         Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.bufferShards, Keys.bufferMaxPendingKeys,
         Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushCommitWaitMs, Keys.flushRetryMaxMs,
-        Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
+        Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushLockMode, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
         Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
         Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
         Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
@@ -89,6 +89,9 @@ public struct NodeSettings: Sendable {
         static let flushStallTimeoutMs = SettingDescriptor(
             key: "flush.stallTimeoutMs", defaultValue: "\(FlushLimits().stallTimeout.milliseconds)",
             summary: "longest a stalled node can hold cluster-shard locks (idle_in_transaction_session_timeout)")
+        static let flushLockMode = SettingDescriptor(
+            key: "flush.lockMode", defaultValue: FlushLimits().lockMode.rawValue,
+            summary: "cluster-shard locks: shared (flushes of different nodes run side by side) or exclusive (one at a time per shard)")
         static let shutdownDrainMs = SettingDescriptor(
             key: "shutdown.drainMs", defaultValue: "1000",
             summary: "on SIGTERM, how long to keep serving with Connection: close before closing the listener")
@@ -173,7 +176,8 @@ public struct NodeSettings: Sendable {
                 attemptTimeout: try Keys.flushAttemptTimeoutMs.milliseconds(from: reader, in: 100...600_000),
                 stallTimeout: try Keys.flushStallTimeoutMs.milliseconds(from: reader, in: 100...600_000),
                 ledgerRetention: .seconds(try Keys.ledgerRetentionSeconds.int(from: reader, in: 60...365 * 86_400)),
-                idempotencyRetention: .seconds(try Keys.idempotencyRetentionSeconds.int(from: reader, in: 1...365 * 86_400))
+                idempotencyRetention: .seconds(try Keys.idempotencyRetentionSeconds.int(from: reader, in: 1...365 * 86_400)),
+                lockMode: try Self.lockMode(from: reader)
             ),
             maximumStaleness: try Keys.readinessMaxStalenessMs.milliseconds(from: reader, in: 10...3_600_000),
             migrateOnStart: try Keys.migrateOnStart.bool(from: reader)
@@ -206,6 +210,15 @@ public struct NodeSettings: Sendable {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")
         }
         self.logLevel = logLevel
+    }
+
+    /// `FLUSH_LOCK_MODE`: `shared` or `exclusive`.
+    static func lockMode(from reader: ConfigReader) throws -> ShardLockMode {
+        let text = Keys.flushLockMode.string(from: reader) ?? Keys.flushLockMode.defaultValue ?? "shared"
+        guard let mode = ShardLockMode(rawValue: text.lowercased()) else {
+            throw SettingsError(setting: Keys.flushLockMode.environmentVariable, reason: "\"\(text)\" is not shared or exclusive")
+        }
+        return mode
     }
 
     /// The tokens of `AUTH_TOKENS` and of the file `AUTH_TOKENS_FILE` names, together.
