@@ -226,6 +226,7 @@ class Report:
         self.stack, self.seconds, self.connections = stack, seconds, connections
         self.rows = []
         self.scenario_number = 0
+        self.failures = []  # the exactness checks that did not hold
 
     def record(self, name, group, requests_per_s, items, p50=None, p99=None, p999=None, errors=0, pg=None,
                exact=None, nodes=None):
@@ -279,8 +280,6 @@ class Report:
         if not ok:
             self.failures.append(verdict)
         return verdict
-
-    failures = []
 
     def ab(self, port):
         body = os.path.join(self.stack.dir, "ab-body.json")

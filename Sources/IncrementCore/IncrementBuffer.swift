@@ -153,7 +153,7 @@ public final class IncrementBuffer: Sendable {
             }
         }
         var drained = PendingIncrements()
-        for state in taken where !(state.deltas.isEmpty && state.waiters.isEmpty && state.barriers.isEmpty && state.idempotent.isEmpty) {
+        for state in taken {
             let idempotentCount = state.idempotent.reduce(0) { $0 + $1.increments.count }
             self.pendingKeyCount.subtract(state.deltas.count + idempotentCount, ordering: .relaxed)
             drained.idempotent.append(contentsOf: state.idempotent)

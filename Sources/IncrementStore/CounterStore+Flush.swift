@@ -9,8 +9,9 @@ extension CounterStore {
     /// 1. `begin_flush` bounds the transaction (``FlushLimits``), takes the advisory locks of the
     ///    batch's cluster shards in ascending order (shared: flushes of different nodes run side
     ///    by side and upsert in key order, so their row locks never deadlock; exclusive: flushes
-    ///    touching the same shards queue) and claims the batch in the node's ledger row: a batch whose sequence
-    ///    is not above the node's high-water mark was applied before, and nothing more is written.
+    ///    touching the same shards queue) and claims the batch in the node's ledger row: a batch
+    ///    whose sequence is not above the node's high-water mark was applied before, and nothing
+    ///    more is written.
     /// 2. The single upsert over `unnest` arrays. Keys whose total would leave bigint are moved
     ///    to `quarantined_increments` in the same statement; the rest commit.
     ///

@@ -57,6 +57,17 @@ public struct IdempotencyRecord: Sendable, Hashable {
     }
 }
 
+extension IdempotencyRecord {
+    /// What a `wait=commit` request with `fingerprint` is told once this record exists: the
+    /// recorded request's total, its quarantine (`quarantineReason`, if the flush returned one),
+    /// or, for another request's record, that the key was reused.
+    public func commitOutcome(for fingerprint: Int64, quarantineReason: String? = nil) -> CommitOutcome {
+        guard self.fingerprint == fingerprint else { return .idempotencyKeyReused }
+        if let total = self.total { return .committed(total: total) }
+        return .quarantined(reason: quarantineReason ?? CounterStore.outOfRangeReason)
+    }
+}
+
 /// A flush that did not complete, and whether it may have committed all the same.
 public struct FlushFailure: Error, Sendable, CustomStringConvertible {
     /// What went wrong.

@@ -345,9 +345,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             guard let record = result.idempotencyRecords[idempotencyKey] else {
                 return .unknown(reason: "the flush committed but the idempotency key was not recorded")
             }
-            if record.fingerprint != fingerprint { return .idempotencyKeyReused }
-            if let total = record.total { return .committed(total: total) }
-            return .quarantined(reason: result.quarantined[key] ?? CounterStore.outOfRangeReason)
+            return record.commitOutcome(for: fingerprint, quarantineReason: result.quarantined[key])
         }
         if let reason = result.quarantined[key] {
             return .quarantined(reason: reason)

@@ -88,9 +88,7 @@ struct IncrementIntake: Sendable {
             guard recorded.fingerprint == request.fingerprint else { throw .reused }
             self.metrics.idempotentReplays.increment()
             guard waitingForCommit, request.totalKey != nil else { return .accepted(replayed: true) }
-            let outcome: CommitOutcome = recorded.total.map { .committed(total: $0) }
-                ?? .quarantined(reason: CounterStore.outOfRangeReason)
-            return .outcome(outcome, replayed: true)
+            return .outcome(recorded.commitOutcome(for: request.fingerprint), replayed: true)
         }
         guard waitingForCommit, let increment = request.increments.first else {
             do throws(AdmissionError) {
