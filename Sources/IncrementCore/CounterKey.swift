@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A counter's name, which *is* its exact UTF-8 bytes.
 ///
 /// Swift's `String` compares and hashes by canonical equivalence, so `"\u{E9}"` and
@@ -48,11 +56,9 @@ public struct CounterKey: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     public static func == (lhs: CounterKey, rhs: CounterKey) -> Bool {
-        lhs.withUTF8 { left in
-            rhs.withUTF8 { right in
-                left.count == right.count && left.elementsEqual(right)
-            }
-        }
+        // A native string knows its UTF-8 length: most unequal keys differ there already.
+        guard lhs.string.utf8.count == rhs.string.utf8.count else { return false }
+        return Self.compareBytes(lhs, rhs) == 0
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -61,9 +67,22 @@ public struct CounterKey: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     /// Byte order, the order of PostgreSQL's `COLLATE "C"`: the same on every node.
     public static func < (lhs: CounterKey, rhs: CounterKey) -> Bool {
+        Self.compareBytes(lhs, rhs) < 0
+    }
+
+    /// Negative, zero or positive as `lhs`'s bytes sort before, equal or after `rhs`'s.
+    ///
+    /// `memcmp` rather than a generic element loop: a 1M-key batch is sorted with some
+    /// 20M comparisons, and this is most of the time it takes to build.
+    private static func compareBytes(_ lhs: CounterKey, _ rhs: CounterKey) -> Int {
         lhs.withUTF8 { left in
             rhs.withUTF8 { right in
-                left.lexicographicallyPrecedes(right)
+                let common = min(left.count, right.count)
+                if common > 0, let l = left.baseAddress, let r = right.baseAddress {
+                    let order = memcmp(l, r, common)
+                    if order != 0 { return Int(order) }
+                }
+                return left.count - right.count
             }
         }
     }
