@@ -132,7 +132,7 @@ struct NodeComponents: Sendable {
 /// The routes and middleware of a node.
 func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware())
     router.add(middleware: ConnectionMiddleware(health: node.health, activity: node.activity))
     let routeMethods = RouteMethods()
     router.add(middleware: JSONErrorMiddleware(routes: routeMethods))

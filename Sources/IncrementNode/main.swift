@@ -32,7 +32,7 @@ do {
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardOutput(label: label)
     handler.logLevel = settings.logLevel
-    return handler
+    return LazyMetadataLogHandler(handler)
 }
 var logger = Logger(label: "increment-node")
 logger.logLevel = settings.logLevel
