@@ -9,7 +9,7 @@ redis-server; then runs every scenario with the same tool settings, one after an
   wait=commit; /increments with 100 and 1,000 items; ab -k as users run it; per-request
   INSERT ... ON CONFLICT with pgbench (same key mixes and concurrency); redis INCR plain and
   pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and 100 streams per connection beside
-  h2load --h1.
+  h2load --h1; and one flush of 1M keys beside the bare upsert of the same keys.
 
 Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, PostgreSQL
 commits/s and rows written/s, node RSS, and for the cluster's scenarios the exactness check: per
@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -258,13 +259,29 @@ class Report:
         errors = result["status_errors"] + result["socket_errors"]
         pg, exact = None, None
         if counted:
-            http("POST", f"http://127.0.0.1:{self.stack.fronts[max(self.stack.fronts)]['port']}/flush")
+            self.flush_cluster()
             time.sleep(0.6)  # statistics reach pg_stat_database about once a second
             after = self.stack.pg_counters()
             pg = {"commits_per_s": (after[0] - before[0]) / elapsed, "rows_per_s": (after[1] - before[1]) / elapsed}
             exact = self.check(mode, keys, prefix, result, max(items, 1))
         self.record(name, group, requests_per_s, max(items, 1), result["p50_us"] / 1000, result["p99_us"] / 1000,
                     result["p999_us"] / 1000, errors, pg, exact, nodes)
+
+    def flush_cluster(self, bound=120):
+        """POST /flush until every node has written what it accepted: after a heavy scenario a node's
+        backlog can take longer than one barrier's timeout (503 barrier_timeout), so ask again."""
+        url = f"http://127.0.0.1:{self.stack.fronts[max(self.stack.fronts)]['port']}/flush"
+        started = time.monotonic()
+        while True:
+            try:
+                http("POST", url)
+                break
+            except urllib.error.HTTPError as error:
+                if error.code != 503 or time.monotonic() - started > bound:
+                    raise
+        waited = time.monotonic() - started
+        if waited > 5:
+            print(f"    (the cluster took {waited:.1f} s to write its backlog)", flush=True)
 
     def check(self, mode, keys, prefix, result, items):
         """Per key: stored <= sent; in all: sent - stored <= one request in flight per connection."""
@@ -357,6 +374,18 @@ class Report:
 # MARK: output
 
 
+def one_flush(stack, keys, debug):
+    """The node's flush of `keys` distinct keys beside the bare statements, as a Markdown table."""
+    configuration = "debug" if debug else "release"
+    subprocess.run(["swift", "build", "-c", configuration, "--product", "increment-flush-bench"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    binary = os.path.join(ROOT, ".build", configuration, "increment-flush-bench")
+    print(f"  one flush of {keys:,} keys ...", flush=True)
+    table = run([binary, stack.database_url, "--one-flush", str(keys)])
+    print(table, flush=True)
+    return table.strip()
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -367,7 +396,7 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB, {platform.system()} {platform.release()}"
 
 
-def write_report(rows, out, seconds, connections, plots_python):
+def write_report(rows, out, seconds, connections, plots_python, flush_table=None):
     os.makedirs(out, exist_ok=True)
     ceiling = next(r["requests_per_s"] for r in rows if r["group"] == "ceiling")
     alternatives = {r["name"]: r["increments_per_s"] for r in rows if r["group"] == "alternative"}
@@ -408,6 +437,13 @@ def write_report(rows, out, seconds, connections, plots_python):
               "`BARRIER_POLL_MS` (20 ms, 50 a second) and heartbeats twice a second, so about 170 of them come from "
               "three idle nodes; the rows/s column is what the flushes write.", "",
               "![throughput](throughput.svg)", "", "![latency](latency.svg)", "", "![nodes](nodes.svg)", ""]
+    if flush_table:
+        lines += ["## One large flush", "",
+                  "`increment-flush-bench DATABASE_URL --one-flush N` against the same PostgreSQL after the scenarios: "
+                  "the node's flush transaction (cluster-shard locks, ledger claim, the one upsert, commit) beside the "
+                  "bare upsert of the same keys, each first for new keys, then again for the same keys now stored; and "
+                  "the node's own work before it (draining the buffer, sorting the batch by key bytes).", "",
+                  flush_table, ""]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -483,9 +519,10 @@ def main():
         report.h2load("h2load --h1 (HTTP/1.1 baseline)", big, 1, h1=True)
         for streams in ((1, 10, 100) if not options.smoke else (10,)):
             report.h2load(f"h2load HTTP/2 cleartext, {streams} stream{'s' if streams > 1 else ''} per connection", h2, streams)
+        flush_table = one_flush(stack, 10_000 if options.smoke else 1_000_000, options.debug)
     finally:
         stack.stop()
-    write_report(report.rows, options.out, seconds, options.connections, plots_python)
+    write_report(report.rows, options.out, seconds, options.connections, plots_python, flush_table)
     print(f"report: {os.path.join(options.out, 'REPORT.md')}")
     if report.failures:
         print(f"exactness: {len(report.failures)} scenario(s) failed: {report.failures}", file=sys.stderr)
