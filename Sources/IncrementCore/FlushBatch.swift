@@ -37,8 +37,11 @@ public struct FlushBatch: Sendable {
 
     /// Builds a batch from summed deltas and idempotent requests.
     public init(id: BatchID, deltas: [CounterKey: Int64], idempotent: [IdempotentRequest] = [], shardMap: ClusterShardMap) {
-        let entries = deltas.sorted { $0.key < $1.key }
-        self.init(id: id, keys: entries.map(\.key), deltas: entries.map(\.value), idempotent: idempotent, shardMap: shardMap)
+        let entries = Array(deltas)
+        let order = CounterKey.byteOrder(of: entries.lazy.map(\.key))
+        self.init(
+            id: id, keys: order.map { entries[$0].key }, deltas: order.map { entries[$0].value }, idempotent: idempotent,
+            shardMap: shardMap)
     }
 
     /// Builds a batch from keys already unique and in ascending byte order, with their deltas.

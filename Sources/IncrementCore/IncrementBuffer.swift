@@ -153,16 +153,14 @@ public final class IncrementBuffer: Sendable {
             }
         }
         var drained = PendingIncrements()
+        // Room for every key at once: growing step by step rehashes a 1M-key drain several times.
+        drained.deltas.reserveCapacity(taken.reduce(0) { $0 + $1.deltas.count })
         for state in taken {
             let idempotentCount = state.idempotent.reduce(0) { $0 + $1.increments.count }
             self.pendingKeyCount.subtract(state.deltas.count + idempotentCount, ordering: .relaxed)
             drained.idempotent.append(contentsOf: state.idempotent)
-            if drained.deltas.isEmpty {
-                drained.deltas = state.deltas
-            } else {
-                // Shards hold disjoint keys, so this only concatenates.
-                drained.deltas.merge(state.deltas, uniquingKeysWith: +)
-            }
+            // Shards hold disjoint keys, so this only concatenates.
+            drained.deltas.merge(state.deltas, uniquingKeysWith: +)
             drained.waiters.append(contentsOf: state.waiters)
             drained.barriers.append(contentsOf: state.barriers)
         }

@@ -15,6 +15,21 @@ struct FlushBatchTests {
         #expect(batch.count == 3)
     }
 
+    @Test func ordersKeysByTheirBytesWhateverTheirPrefixes() {
+        // Keys sharing their first eight bytes, shorter and longer than eight, and bytes past
+        // ASCII: the batch's order is plain byte order, as PostgreSQL's COLLATE "C" sorts them.
+        var keys: [String] = ["a", "ab", "abcdefgh", "abcdefghi", "abcdefgg\u{e9}", "abcdefgh\u{1}", "\u{e9}", "e\u{301}", "z", "\u{7f}"]
+        for index in 0..<200 {
+            keys.append("load-\(index * 7919 % 1000)")
+            keys.append("prefix-shared-\(index)")
+        }
+        let deltas = Dictionary(keys.enumerated().map { (CounterKey(trusted: $0.element), Int64($0.offset)) }) { first, _ in first }
+        let batch = FlushBatch(id: BatchID(nodeID: "n", sequence: 1), deltas: deltas, shardMap: ClusterShardMap(shardCount: 16))
+        let expected = deltas.keys.sorted { Array($0.string.utf8).lexicographicallyPrecedes(Array($1.string.utf8)) }
+        #expect(batch.keys == expected)
+        #expect(batch.deltas == expected.map { deltas[$0] ?? -1 })
+    }
+
     @Test func mergesDuplicatesBeforeBatching() throws {
         // Duplicates are merged in the buffer, so a batch never names a key twice
         // (which PostgreSQL refuses: "ON CONFLICT DO UPDATE command cannot affect row a second time").
