@@ -207,10 +207,11 @@ public final class IncrementBuffer: Sendable {
             return
         }
         try self.shards[first].state.withLock { (state) throws(Failure) in
+            // Moved, never copied: a second reference to the shard's dictionary would make the
+            // body's first change copy it whole (a 1,000-item batch copied every shard it touched).
             let position = states.count
-            var taken = Shard.State()
-            swap(&state, &taken)
-            states.append(taken)
+            states.append(Shard.State())
+            swap(&state, &states[position])
             defer { swap(&state, &states[position]) }
             try self.withShardsLocked(indices.dropFirst(), collecting: &states, body)
         }

@@ -38,6 +38,20 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // POST /increments' buffering: a batch of 1,000 keys into a buffer already holding 100,000
+    // (every shard locked at once, all or nothing). A copy of a shard's dictionary would show here.
+    let crowded = IncrementBuffer(shardCount: 16, maximumPendingKeys: 10_000_000)
+    for index in 0..<100_000 { try! crowded.add(try! Increment(key: "pending-\(index)", delta: 1)) }  // Below the cap.
+    let batches = (0..<2_000).map { batch in (0..<1_000).map { try! Increment(key: "batch-\(batch)-\($0)", delta: 1) } }
+    var perBatch = configuration
+    perBatch.scalingFactor = .one
+    perBatch.maxIterations = batches.count
+    Benchmark("buffer add, 1,000-item batch into 100,000 pending keys (time per batch)", configuration: perBatch) { benchmark in
+        for iteration in benchmark.scaledIterations {
+            try crowded.add(batches[iteration % batches.count])
+        }
+    }
+
     // A flush's work before the network, at four batch sizes: swap every shard out of the buffer,
     // sort and de-duplicate into a batch, and encode the single upsert's binds. Each sample drains
     // a buffer filled beforehand, outside the measurement.
