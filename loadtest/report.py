@@ -9,7 +9,8 @@ redis-server; then runs every scenario with the same tool settings, one after an
   wait=commit; /increments with 100 and 1,000 items; ab -k as users run it; per-request
   INSERT ... ON CONFLICT with pgbench (same key mixes and concurrency); redis INCR plain and
   pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and 100 streams per connection beside
-  h2load --h1; and one flush of 1M keys beside the bare upsert of the same keys.
+  h2load --h1; one flush of 1M keys beside the bare upsert of the same keys, and SIGTERM to a
+  node holding 1M pending keys beside the bare statement in psql.
 
 Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, PostgreSQL
 commits/s and rows written/s, node RSS, and for the cluster's scenarios the exactness check: per
@@ -20,6 +21,7 @@ Usage: loadtest/report.py [--smoke] [--seconds S] [--connections C] [--out DIR] 
   --smoke  one second per scenario and a few scenarios: a check that the command works (CI)
 """
 import argparse
+from http.client import HTTPConnection
 import json
 import os
 import platform
@@ -122,6 +124,7 @@ class Stack:
         subprocess.run(["swift", "build", "-c", configuration, "--product", "increment-node"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
         binary = os.path.join(ROOT, ".build", configuration, "increment-node")
+        self.binary = binary
         self.node_ports, self.node_pids = [], []
         for index in range(nodes):
             port = free_port()
@@ -386,6 +389,47 @@ def one_flush(stack, keys, debug):
     return table.strip()
 
 
+def shutdown_with_pending(stack, keys):
+    """SIGTERM to a node holding `keys` pending keys (sent as /increments of 1,000): seconds to its exit,
+    beside the bare INSERT ... SELECT of as many keys in psql, as a Markdown table."""
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=stack.database_url, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error",
+               FLUSH_INTERVAL_MS="600000", FLUSH_EARLY_KEYS=str(keys + 1), BUFFER_MAX_PENDING_KEYS=str(keys + 1),
+               FLUSH_SHUTDOWN_TIMEOUT_MS="60000", SHUTDOWN_DRAIN_MS="0")
+    node = subprocess.Popen([stack.binary], env=env, stdout=open(f"{stack.dir}/node-shutdown.log", "w"),
+                            stderr=subprocess.STDOUT)
+    stack.wait_ready(port)
+    print(f"  SIGTERM with {keys:,} pending keys ...", flush=True)
+    connection = HTTPConnection("127.0.0.1", port, timeout=30)
+    for first in range(0, keys, 1000):
+        body = json.dumps({"increments": [{"key": f"shutdown-{i}", "value": 1} for i in range(first, min(first + 1000, keys))]})
+        connection.request("POST", "/increments", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 202:
+            raise RuntimeError(f"POST /increments answered {response.status}")
+    connection.close()
+    started = time.monotonic()
+    node.send_signal(signal.SIGTERM)
+    status = node.wait(timeout=90)
+    exited = time.monotonic() - started
+    stored = psql(stack.database_url, "SELECT count(*), coalesce(sum(value), 0) FROM counters WHERE key LIKE 'shutdown-%'")[0]
+    started = time.monotonic()
+    psql(stack.database_url, "INSERT INTO counters AS c (key, value, updated_at) SELECT 'shutdown-bare-' || g, 1, now() "
+         f"FROM generate_series(1, {keys}) AS g ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, "
+         "updated_at = EXCLUDED.updated_at")
+    bare = time.monotonic() - started
+    exact = stored == [str(keys), str(keys)]
+    if not exact:
+        raise RuntimeError(f"after the shutdown PostgreSQL holds {stored} for {keys} keys of value 1")
+    print(f"  exit {status} after {exited:.2f} s; bare statement {bare:.2f} s; stored {stored[0]} keys, exact", flush=True)
+    return "\n".join([
+        f"| SIGTERM with {keys:,} pending keys | seconds | ratio |", "| --- | ---: | ---: |",
+        f"| node: signal to exit (status {status}; drain window `SHUTDOWN_DRAIN_MS=0`), all {keys:,} keys stored exactly | {exited:.2f} | {exited / bare:.2f} |",
+        f"| bare `INSERT … SELECT FROM generate_series ON CONFLICT` of as many keys in psql | {bare:.2f} | 1.00 |",
+    ])
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -442,7 +486,9 @@ def write_report(rows, out, seconds, connections, plots_python, flush_table=None
                   "`increment-flush-bench DATABASE_URL --one-flush N` against the same PostgreSQL after the scenarios: "
                   "the node's flush transaction (cluster-shard locks, ledger claim, the one upsert, commit) beside the "
                   "bare upsert of the same keys, each first for new keys, then again for the same keys now stored; and "
-                  "the node's own work before it (draining the buffer, sorting the batch by key bytes).", "",
+                  "the node's own work before it (draining the buffer, sorting the batch by key bytes). Then a "
+                  "node holding that many pending keys is sent SIGTERM: the time to its exit (drain, batch, flush, "
+                  "stop) beside the bare statement in psql.", "",
                   flush_table, ""]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(lines))
@@ -520,6 +566,7 @@ def main():
         for streams in ((1, 10, 100) if not options.smoke else (10,)):
             report.h2load(f"h2load HTTP/2 cleartext, {streams} stream{'s' if streams > 1 else ''} per connection", h2, streams)
         flush_table = one_flush(stack, 10_000 if options.smoke else 1_000_000, options.debug)
+        flush_table += "\n\n" + shutdown_with_pending(stack, 10_000 if options.smoke else 1_000_000)
     finally:
         stack.stop()
     write_report(report.rows, options.out, seconds, options.connections, plots_python, flush_table)
