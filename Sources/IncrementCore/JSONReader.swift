@@ -230,15 +230,18 @@ struct JSONReader {
     private mutating func readString() throws(IncrementInputError) -> String? {
         try self.expect(UInt8(ascii: "\""), "expected a string")
         let start = self.index
+        var isASCII = true
         // Fast path: no escapes, so the string is the bytes between the quotes.
         while let byte = self.peek() {
             if byte == UInt8(ascii: "\"") {
                 let content = UnsafeRawBufferPointer(rebasing: self.bytes[start..<self.index])
                 self.index += 1
-                return String(validating: content, as: UTF8.self)
+                // ASCII is valid UTF-8 as it stands, and needs none of the generic validation.
+                return isASCII ? String(decoding: content, as: UTF8.self) : String(validating: content, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw self.syntaxError("control character in a string") }
+            if byte >= 0x80 { isASCII = false }
             self.index += 1
         }
         var decoded = Array(self.bytes[start..<self.index])
