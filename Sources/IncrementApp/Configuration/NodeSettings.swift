@@ -79,7 +79,7 @@ public struct NodeSettings: Sendable {
             key: "flush.earlyKeys", defaultValue: "50000", summary: "pending keys that trigger a flush before the interval")
         static let flushGroupCommitMs = SettingDescriptor(
             key: "flush.groupCommitMs", defaultValue: "2",
-            summary: "how long a wait=commit request lets others join its flush")
+            summary: "longest a wait=commit request lets others join its flush (less once as many wait as the last such flush carried)")
         static let flushCommitWaitMs = SettingDescriptor(
             key: "flush.commitWaitMs", defaultValue: "10000",
             summary: "longest a wait=commit request waits before it is answered 202 (accepted, still to be written)")

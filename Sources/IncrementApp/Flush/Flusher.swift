@@ -41,6 +41,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// This process's identity in the flush ledger; fresh at every start.
     public let nodeID: String
 
+    private let groupCommit = GroupCommitWindow()
     private let wakeups: AsyncStream<Wake>
     private let wakeupContinuation: AsyncStream<Wake>.Continuation
 
@@ -79,6 +80,12 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// Asks for a flush soon. Cheap and safe to call from any request handler.
     public func wake(_ reason: Wake) {
         self.wakeupContinuation.yield(reason)
+    }
+
+    /// Asks for a flush for a `wait=commit` request just buffered, after the group-commit window.
+    func commitWaiterArrived() {
+        self.groupCommit.waiterArrived()
+        self.wake(.commitWaiter)
     }
 
     public func run() async throws {
@@ -210,7 +217,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     private func flushAfterWake(_ wake: Wake, state: inout FlushState) async {
         if case .commitWaiter = wake, self.settings.groupCommitWindow > .zero {
             // Let other waiting requests join this flush: one transaction serves them all.
-            try? await Task.sleep(for: self.settings.groupCommitWindow)
+            await self.groupCommit.wait(atMost: self.settings.groupCommitWindow)
         }
         let hadRetainedBatch = state.retained != nil
         var outcome = await self.flushOnce(state: &state)
@@ -318,6 +325,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     /// is buffered and nobody waits.
     private func drainIntoNextBatch(state: inout FlushState) -> RetainedBatch? {
         let pending = self.buffer.drain()
+        self.groupCommit.drained(waiters: pending.waiters.count)
         if pending.hasNothingToWrite {
             // Nothing to write, and every earlier batch has committed (one batch is in flight at
             // a time, and none is retained when the buffer is drained): the barriers are met.

@@ -122,7 +122,7 @@ struct IncrementIntake: Sendable {
     private func waitForCommit(_ wait: CommitWait, count: Int) async -> CommitOutcome {
         self.metrics.acceptedIncrements.increment(by: count)
         self.activity.recordAccepted(count)
-        self.flusher.wake(.commitWaiter)
+        self.flusher.commitWaiterArrived()
         return await wait.outcome(timeout: self.settings.commitWaitTimeout, openWaits: self.openWaits)
     }
 
