@@ -6,11 +6,11 @@ them also speaking HTTP/2 cleartext), nginx answering 202 by itself (the machine
 redis-server; then runs every scenario with the same tool settings, one after another:
 
   the ceiling; one node directly; nginx + 1, 2, 3 nodes; many keys, one hot key, a Zipf mix;
-  wait=commit; /increments with 100 and 1,000 items; ab -k as users run it; per-request
-  INSERT ... ON CONFLICT with pgbench (same key mixes and concurrency); redis INCR plain and
-  pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and 100 streams per connection beside
-  h2load --h1; one flush of 1M keys beside the bare upsert of the same keys, and SIGTERM to a
-  node holding 1M pending keys beside the bare statement in psql.
+  wait=commit; /increments with 100 and 1,000 items (and 1,000 at one node directly); ab -k as
+  users run it; per-request INSERT ... ON CONFLICT with pgbench (same key mixes and
+  concurrency); redis INCR plain and pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and
+  100 streams per connection beside h2load --h1; one flush of 1M keys beside the bare upsert of
+  the same keys, and SIGTERM to a node holding 1M pending keys beside the bare statement in psql.
 
 Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, PostgreSQL
 commits/s and rows written/s, node RSS, and for the cluster's scenarios the exactness check: per
@@ -554,6 +554,7 @@ def main():
         report.wrk("nginx + 3 nodes, /increments × 100", "cluster", big, items=100)
         if not options.smoke:
             report.wrk("nginx + 3 nodes, /increments × 1,000", "cluster", big, items=1000, keys=100_000)
+            report.wrk("one node directly, /increments × 1,000", "cluster", stack.node_ports[0], items=1000, keys=100_000)
         report.ab(big)
         report.pgbench("pgbench per-request upsert, many keys", "uniform")
         if not options.smoke:
