@@ -63,6 +63,29 @@ struct CounterStoreTests {
         }
     }
 
+    @Test func quarantinesOverflowOfIdempotentIncrementsToo() async throws {
+        try await withMigratedStore { store, client, _ in
+            let node = UUID().uuidString
+            _ = try await store.apply(batch(["big": .max - 1], node: node, sequence: 1))
+            func request(_ key: String, _ counter: String, _ delta: Int64) -> IdempotentRequest {
+                IdempotentRequest(
+                    key: IdempotencyKey(trusted: key), route: .single,
+                    increments: [Increment(key: CounterKey(trusted: counter), delta: delta)])
+            }
+            // A stored key pushed past bigint, a new key whose two requests sum past it, and a
+            // key whose plain and idempotent increments fit.
+            let second = FlushBatch(
+                id: BatchID(nodeID: node, sequence: 2), deltas: ["fine": 1],
+                idempotent: [request("push-big", "big", 5), request("new-1", "new", .max), request("new-2", "new", .max),
+                             request("fine", "fine", 2)],
+                shardMap: ClusterShardMap(shardCount: 64))
+            let result = try await store.apply(second, totalsFor: ["big", "new", "fine"])
+            #expect(result.quarantined == ["big": CounterStore.outOfRangeReason, "new": CounterStore.outOfRangeReason])
+            #expect(result.totals == ["fine": 3])
+            #expect(try await allCounters(client) == ["big": .max - 1, "fine": 3])
+        }
+    }
+
     @Test(arguments: ShardLockMode.allCases)
     func nodesFlushingOverlappingHotKeysEndExactWithoutDeadlock(lockMode: ShardLockMode) async throws {
         try await withMigratedStore { store, client, database in
