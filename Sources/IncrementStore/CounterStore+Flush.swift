@@ -152,78 +152,65 @@ extension CounterStore {
         binds.append(batch.id.sequence)  // $4
         binds.append(Self.outOfRangeReason)  // $5
         binds.append(wanted)  // $6
-        let order = lockMode == .shared ? #" ORDER BY key COLLATE "C""# : ""
-        guard !batch.idempotent.isEmpty else {
-            // Plain deltas: a new key's delta is within bigint (the buffer sums with overflow
-            // checks), so only an existing row can leave it, and the conflict clause checks that
-            // row as it locks it, with no second look-up of every key. The keys it skipped are
-            // the quarantined ones, sought only when the upsert returned fewer rows than it got.
-            let sql = """
-                WITH input AS (
+        let input: String
+        if batch.idempotent.isEmpty {
+            input = """
+                input AS (
                     SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
-                ), upserted AS (
-                    INSERT INTO counters AS c (key, value, updated_at)
-                    SELECT key, delta, now() FROM input\(order)
-                    ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
-                    WHERE c.value::numeric + EXCLUDED.value BETWEEN -9223372036854775808 AND 9223372036854775807
-                    RETURNING key, value
-                ), quarantined AS (
-                    INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
-                    SELECT $3::uuid, $4, key, delta, $5 FROM input
-                    WHERE (SELECT count(*) FROM upserted) < cardinality($1::text[])
-                    AND NOT EXISTS (SELECT 1 FROM upserted WHERE upserted.key = input.key)
-                    RETURNING key, reason
                 )
-                SELECT key, value, NULL FROM upserted WHERE key = ANY($6::text[])
-                UNION ALL
-                SELECT key, NULL, reason FROM quarantined
                 """
-            return PostgresQuery(unsafeSQL: sql, binds: binds)
+        } else {
+            let requests = batch.idempotent
+            binds.append(requests.map(\.key.value))  // $7
+            binds.append(requests.map(\.fingerprint))  // $8
+            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $9
+            binds.append(retention.seconds)  // $10
+            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $11
+            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $12
+            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $13
+            input = """
+                recorded AS (
+                    INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
+                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $10)
+                    FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
+                    ORDER BY idem_key COLLATE "C"
+                    ON CONFLICT (idem_key) DO UPDATE SET
+                        fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
+                        node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = now(), expires_at = EXCLUDED.expires_at
+                    -- A key past its retention, not yet pruned, is new again.
+                    WHERE k.expires_at < now()
+                    RETURNING idem_key
+                ), input AS (
+                    SELECT key, sum(delta) AS delta FROM (
+                        SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
+                        UNION ALL
+                        SELECT item.key, item.delta
+                        FROM unnest($11::text[], $12::text[], $13::bigint[]) AS item(idem_key, key, delta)
+                        JOIN recorded USING (idem_key)
+                    ) AS increments
+                    GROUP BY key
+                )
+                """
         }
-        // With idempotent increments a sum may leave bigint for a new key too: every key is
-        // checked against its stored value (or 0) before the upsert.
-        let requests = batch.idempotent
-        binds.append(requests.map(\.key.value))  // $7
-        binds.append(requests.map(\.fingerprint))  // $8
-        binds.append(requests.map { $0.totalKey?.string ?? "" })  // $9
-        binds.append(retention.seconds)  // $10
-        binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $11
-        binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $12
-        binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $13
+        // A key's total must stay within bigint. A delta that does not fit (only a sum of
+        // idempotent increments can be one) is never inserted; a stored row is checked by the
+        // conflict clause as it locks it, with no second look-up of every key. The keys the
+        // upsert skipped are the quarantined ones, sought only when it returned fewer rows than
+        // it got.
         let sql = """
-            WITH recorded AS (
-                INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
-                SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $10)
-                FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
-                ORDER BY idem_key COLLATE "C"
-                ON CONFLICT (idem_key) DO UPDATE SET
-                    fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
-                    node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = now(), expires_at = EXCLUDED.expires_at
-                -- A key past its retention, not yet pruned, is new again.
-                WHERE k.expires_at < now()
-                RETURNING idem_key
-            ), input AS (
-                SELECT key, sum(delta) AS delta FROM (
-                    SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
-                    UNION ALL
-                    SELECT item.key, item.delta
-                    FROM unnest($11::text[], $12::text[], $13::bigint[]) AS item(idem_key, key, delta)
-                    JOIN recorded USING (idem_key)
-                ) AS increments
-                GROUP BY key
-            ), out_of_range AS (
-                SELECT input.key, input.delta FROM input LEFT JOIN counters ON counters.key = input.key
-                WHERE coalesce(counters.value, 0)::numeric + input.delta NOT BETWEEN -9223372036854775808 AND 9223372036854775807
-            ), quarantined AS (
-                INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
-                SELECT $3::uuid, $4, key, delta, $5 FROM out_of_range
-                RETURNING key, reason
-            ), upserted AS (
+            WITH \(input), upserted AS (
                 INSERT INTO counters AS c (key, value, updated_at)
                 SELECT key, delta::bigint, now() FROM input
-                WHERE NOT EXISTS (SELECT 1 FROM out_of_range WHERE out_of_range.key = input.key)\(order)
+                WHERE delta BETWEEN -9223372036854775808 AND 9223372036854775807\(lockMode == .shared ? #" ORDER BY key COLLATE "C""# : "")
                 ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
+                WHERE c.value::numeric + EXCLUDED.value BETWEEN -9223372036854775808 AND 9223372036854775807
                 RETURNING key, value
+            ), quarantined AS (
+                INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
+                SELECT $3::uuid, $4, key, delta, $5 FROM input
+                WHERE (SELECT count(*) FROM upserted) < (SELECT count(*) FROM input)
+                AND NOT EXISTS (SELECT 1 FROM upserted WHERE upserted.key = input.key)
+                RETURNING key, reason
             )
             SELECT key, value, NULL FROM upserted WHERE key = ANY($6::text[])
             UNION ALL
