@@ -50,6 +50,14 @@ def run(args, **kwargs):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs).stdout
 
 
+def built(product, debug):
+    """Builds one of the package's executables and returns its path."""
+    configuration = "debug" if debug else "release"
+    subprocess.run(["swift", "build", "-c", configuration, "--product", product], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.join(ROOT, ".build", configuration, product)
+
+
 def psql(url, sql):
     return [line.split("|") for line in run(["psql", url, "-Atc", sql]).splitlines() if line]
 
@@ -120,11 +128,7 @@ class Stack:
         os.chmod(self.dir, 0o755)
         self.processes, self.nginx_dirs = [], []
         self.database_url = run([f"{ROOT}/scripts/pg.sh", "start", f"{self.dir}/pg"]).strip()
-        configuration = "debug" if debug else "release"
-        subprocess.run(["swift", "build", "-c", configuration, "--product", "increment-node"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        binary = os.path.join(ROOT, ".build", configuration, "increment-node")
-        self.binary = binary
+        binary = self.binary = built("increment-node", debug)
         self.node_ports, self.node_pids = [], []
         for index in range(nodes):
             port = free_port()
@@ -379,10 +383,7 @@ class Report:
 
 def one_flush(stack, keys, debug):
     """The node's flush of `keys` distinct keys beside the bare statements, as a Markdown table."""
-    configuration = "debug" if debug else "release"
-    subprocess.run(["swift", "build", "-c", configuration, "--product", "increment-flush-bench"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    binary = os.path.join(ROOT, ".build", configuration, "increment-flush-bench")
+    binary = built("increment-flush-bench", debug)
     print(f"  one flush of {keys:,} keys ...", flush=True)
     table = run([binary, stack.database_url, "--one-flush", str(keys)])
     print(table, flush=True)
