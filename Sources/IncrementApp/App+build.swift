@@ -57,7 +57,20 @@ public func runNode(
     // then (a database client still trying to connect) is cancelled.
     configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout
     configuration.maximumCancellationDuration = .milliseconds(500)
-    try await ServiceGroup(configuration: configuration).run()
+    // The exit status comes from what the node still owes, not from which error reached here: a
+    // flusher cancelled at the deadline, or an error swallowed on the way out, must not read as success.
+    var stopError: (any Error)?
+    do {
+        try await ServiceGroup(configuration: configuration).run()
+    } catch {
+        stopError = error
+    }
+    if let unwritten = node.flusher.account.unwritten(bufferedKeys: node.buffer.pendingKeys) {
+        throw unwritten
+    }
+    if let stopError, !(stopError is FinalFlushIncomplete) {
+        throw stopError
+    }
 }
 
 /// The parts of a node that the routes and services share.

@@ -394,6 +394,31 @@ def case_shutdown_with_the_database_down_is_bounded_spills_and_replays():
         cluster.stop()
 
 
+def case_shutdown_after_a_long_outage_never_exits_0():
+    """Issue 16: SIGTERM seconds into an outage, the batch already in its retry back-off: the
+    exit status says what was owed (1 lost without a spill directory, 75 spilled with one)."""
+    figures = []
+    for spill, expected in (("", 1), (None, 75)):
+        cluster = Cluster(nodes=1, FLUSH_SHUTDOWN_TIMEOUT_MS=5000)
+        node = cluster.nodes[0]
+        try:
+            if spill is not None:  # the same node without a spill directory
+                node.signal(signal.SIGTERM)
+                node.wait_exit(30)
+                node.start(FLUSH_SPILL_DIR=spill)
+            cluster.database.stop()
+            for index in range(50):
+                assert request(node.port, "POST", "/increment", {"key": f"owed-{index % 7}", "value": 1})[0] == 202
+            time.sleep(12 if FULL else 8)
+            node.signal(signal.SIGTERM)
+            code, took = node.wait_exit(30)
+            assert code == expected, f"exit status {code} after {took:.1f} s, expected {expected}"
+            figures.append(f"{'no spill directory' if spill is not None else 'spill directory'}: exit {code} after {took:.1f} s")
+        finally:
+            cluster.stop()
+    return "; ".join(figures)
+
+
 def case_shutdown_with_nothing_pending_during_an_outage_is_prompt():
     """Item 2: SIGTERM with nothing pending, seconds into an outage, exits 0 promptly."""
     cluster = Cluster(nodes=1, FLUSH_SHUTDOWN_TIMEOUT_MS=5000)
@@ -1045,6 +1070,7 @@ CASES = [
     case_canonically_equivalent_keys_are_two_counters,
     case_shutdown_with_the_database_down_is_bounded_spills_and_replays,
     case_shutdown_with_nothing_pending_during_an_outage_is_prompt,
+    case_shutdown_after_a_long_outage_never_exits_0,
     case_database_outage_under_load,
     case_a_stalled_node_delays_the_others_boundedly,
     case_graceful_restarts_under_load_give_no_502,

@@ -40,6 +40,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let logger: Logger
     /// This process's identity in the flush ledger; fresh at every start.
     public let nodeID: String
+    /// What this node still owes the database; the exit status is decided from it.
+    public let account = ShutdownAccount()
 
     private let groupCommit = GroupCommitWindow()
     private let wakeups: AsyncStream<Wake>
@@ -250,6 +252,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     private func flushOnce(state: inout FlushState, deadline: ContinuousClock.Instant? = nil) async -> FlushOutcome {
         if state.retained == nil {
             state.retained = self.drainIntoNextBatch(state: &state)
+            if let batch = state.retained?.batch { self.account.retained(keys: batch.count) }
         }
         guard var retained = state.retained else { return .idle }
         retained.attempts += 1
@@ -297,6 +300,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 barrier.resume()
             }
             state.retained = nil
+            self.account.settledRetained()
             state.consecutiveFailures = 0
             self.health.recordDatabase(reachable: true)
             self.health.recordFlushEnded(error: nil)
@@ -454,6 +458,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         if let retained = state.retained { unwritten.append(retained) }
         if let buffered = self.drainIntoNextBatch(state: &state) { unwritten.append(buffered) }
         state.retained = nil
+        self.account.settledRetained()
         var spilledKeys = 0
         var lostKeys = 0
         for retained in unwritten {
@@ -462,6 +467,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 guard let spill = self.spill else { throw SpillUnavailable() }
                 let path = try spill.write(retained.batch, mayHaveCommitted: retained.mayHaveCommitted)
                 spilledKeys += retained.batch.count
+                self.account.spilled(keys: retained.batch.count)
                 outcome = .pending(reason: "the database was unreachable at shutdown; the increment was spilled to disk and is applied when a node starts with the spill directory")
                 self.logger.warning(
                     "spilled a batch the database could not take at shutdown",
@@ -469,6 +475,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 )
             } catch {
                 lostKeys += retained.batch.count
+                self.account.lost(keys: retained.batch.count)
                 outcome =
                     retained.mayHaveCommitted
                     ? .unknown(reason: "the node shut down after a commit whose answer was lost")
