@@ -459,14 +459,11 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         if let buffered = self.drainIntoNextBatch(state: &state) { unwritten.append(buffered) }
         state.retained = nil
         self.account.settledRetained()
-        var spilledKeys = 0
-        var lostKeys = 0
         for retained in unwritten {
             let outcome: CommitOutcome
             do {
                 guard let spill = self.spill else { throw SpillUnavailable() }
                 let path = try spill.write(retained.batch, mayHaveCommitted: retained.mayHaveCommitted)
-                spilledKeys += retained.batch.count
                 self.account.spilled(keys: retained.batch.count)
                 outcome = .pending(reason: "the database was unreachable at shutdown; the increment was spilled to disk and is applied when a node starts with the spill directory")
                 self.logger.warning(
@@ -474,7 +471,6 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                     metadata: ["flush.batch": "\(retained.batch.id)", "flush.keys": "\(retained.batch.count)", "spill.file": "\(path)"]
                 )
             } catch {
-                lostKeys += retained.batch.count
                 self.account.lost(keys: retained.batch.count)
                 outcome =
                     retained.mayHaveCommitted
@@ -493,8 +489,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             }
             self.idempotency.release(retained.batch.idempotent.map(\.key))
         }
-        if spilledKeys > 0 || lostKeys > 0 {
-            throw FinalFlushIncomplete(spilledKeys: spilledKeys, lostKeys: lostKeys)
+        if let unwritten = self.account.unwritten(bufferedKeys: 0) {
+            throw unwritten
         }
     }
 }
