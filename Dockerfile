@@ -25,7 +25,7 @@ RUN apt-get update \
     && chown 10001 /var/lib/increment/spill
 COPY --from=build /staging /app
 USER 10001
-ENV HOST=0.0.0.0 PORT=8080
+ENV HOST=0.0.0.0 PORT=8080 FLUSH_SPILL_DIR=/var/lib/increment/spill
 # A crash prints a symbolicated backtrace of every thread to the log, then exits.
 ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,images=all,interactive=no,swift-backtrace=/app/swift-backtrace-static
 EXPOSE 8080

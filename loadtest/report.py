@@ -132,7 +132,8 @@ class Stack:
         self.node_ports, self.node_pids = [], []
         for index in range(nodes):
             port = free_port()
-            env = dict(os.environ, DATABASE_URL=self.database_url, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error")
+            env = dict(os.environ, DATABASE_URL=self.database_url, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error",
+                       FLUSH_SPILL_DIR=f"{self.dir}/spill")
             process = subprocess.Popen([binary], env=env, stdout=open(f"{self.dir}/node-{index}.log", "w"),
                                        stderr=subprocess.STDOUT)
             self.processes.append(process)
@@ -395,7 +396,7 @@ def shutdown_with_pending(stack, keys):
     beside the bare INSERT ... SELECT of as many keys in psql, as a Markdown table."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=stack.database_url, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error",
-               FLUSH_INTERVAL_MS="600000", FLUSH_EARLY_KEYS=str(keys + 1), BUFFER_MAX_PENDING_KEYS=str(keys + 1),
+               FLUSH_SPILL_DIR=f"{stack.dir}/spill", FLUSH_INTERVAL_MS="600000", FLUSH_EARLY_KEYS=str(keys + 1), BUFFER_MAX_PENDING_KEYS=str(keys + 1),
                FLUSH_SHUTDOWN_TIMEOUT_MS="60000", SHUTDOWN_DRAIN_MS="0")
     node = subprocess.Popen([stack.binary], env=env, stdout=open(f"{stack.dir}/node-shutdown.log", "w"),
                             stderr=subprocess.STDOUT)

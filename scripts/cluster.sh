@@ -95,6 +95,9 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
     log "PostgreSQL: $DATABASE_URL (throwaway, in $pg_dir)"
 fi
 export DATABASE_URL
+# What PostgreSQL cannot take at shutdown is kept here and applied by the next start.
+export FLUSH_SPILL_DIR="${FLUSH_SPILL_DIR:-$run/spill}"
+log "spill directory: $FLUSH_SPILL_DIR"
 
 pids=()
 for ((index = 0; index < nodes; index++)); do

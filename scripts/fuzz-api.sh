@@ -22,9 +22,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 
 (cd "$root" && swift build -c "$configuration" --product increment-node >/dev/null)
-DATABASE_URL="$database_url" PORT=$port LOG_LEVEL=error "$root/.build/$configuration/increment-node" &
-node=$!
 nginx_run=$(mktemp -d)
+DATABASE_URL="$database_url" PORT=$port LOG_LEVEL=error FLUSH_SPILL_DIR="$nginx_run/spill" "$root/.build/$configuration/increment-node" &
+node=$!
 trap 'stop_nginx "$nginx_run"; rm -rf "$nginx_run"; kill -TERM $node 2>/dev/null; wait $node 2>/dev/null || true' EXIT
 wait_until_ready "$port" "$node"
 nginx_port=$(free_port)

@@ -57,10 +57,17 @@ logger.info(
     metadata: [
         "http.address": "\(settings.host):\(settings.port)",
         "database": "\(settings.database.redactedDescription)",
+        "flush.spillDirectory": "\(settings.flush.spillDirectory ?? "off")",
     ]
 )
+if settings.flush.spillDirectory == nil {
+    logger.warning("FLUSH_SPILL_DIR=off: increments the database cannot take by the shutdown deadline will be lost")
+}
 do {
     try await runNode(settings: settings, logger: logger, registry: registry)
+} catch let error as SpillDirectoryUnusable {
+    logger.critical("cannot start", metadata: ["error": "\(error)"])
+    exit(2)
 } catch let error as FinalFlushIncomplete {
     logger.critical("stopped with increments not written to the database", metadata: ["error": "\(error)"])
     exit(error.exitStatus)

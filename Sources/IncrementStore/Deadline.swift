@@ -12,6 +12,8 @@ public struct DeadlineExceeded: Error, Sendable, CustomStringConvertible {
 /// does not observe cancellation (a query on a connection whose peer went silent ends only when
 /// the connection is closed). A task group would instead wait for such work to end.
 ///
+/// Cancelling the caller ends the wait the same way, with `CancellationError`.
+///
 /// `watch`, when given, is asked every 100 ms whether the operation can still succeed; the first
 /// error it returns ends the wait with that error (the operation is cancelled).
 func withDeadline<Result: Sendable>(
@@ -50,6 +52,10 @@ func withDeadline<Result: Sendable>(
     return try await withTaskCancellationHandler {
         try await outcome.value().get()
     } onCancel: {
-        work.cancel()
+        // Cancelled (a shutdown giving way): end the wait now, as at the deadline.
+        if outcome.set(.failure(CancellationError())) {
+            onExpiry()
+            work.cancel()
+        }
     }
 }

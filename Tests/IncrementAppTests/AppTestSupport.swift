@@ -27,6 +27,8 @@ func testSettings(
     settings.flush.interval = flushInterval
     settings.flush.shutdownTimeout = .seconds(10)
     settings.logLevel = .warning
+    // A test that spills names its own directory; others must not share one between databases.
+    settings.flush.spillDirectory = nil
     configure(&settings)
     return settings
 }

@@ -1,4 +1,5 @@
 import Configuration
+import Foundation
 @testable import IncrementApp
 import Logging
 import PostgresNIO
@@ -59,6 +60,24 @@ struct NodeSettingsTests {
     ])
     func refusesUnusableValues(environment: [String: String]) {
         #expect(throws: SettingsError.self) { try self.settings(environment: environment) }
+    }
+
+    @Test func spillsByDefaultIntoADirectoryUnderTheWorkingDirectoryUnlessTurnedOff() throws {
+        let workingDirectory = FileManager.default.currentDirectoryPath
+        #expect(try self.settings(environment: [:]).flush.spillDirectory == "\(workingDirectory)/increment-spill")
+        #expect(try self.settings(environment: ["FLUSH_SPILL_DIR": ""]).flush.spillDirectory == "\(workingDirectory)/increment-spill")
+        #expect(try self.settings(environment: ["FLUSH_SPILL_DIR": "state/spill"]).flush.spillDirectory == "\(workingDirectory)/state/spill")
+        #expect(try self.settings(environment: ["FLUSH_SPILL_DIR": "/var/lib/increment/spill"]).flush.spillDirectory == "/var/lib/increment/spill")
+        #expect(try self.settings(environment: ["FLUSH_SPILL_DIR": "off"]).flush.spillDirectory == nil)
+        #expect(try self.settings(environment: [:], arguments: ["--flush-spill-dir", "OFF"]).flush.spillDirectory == nil)
+    }
+
+    @Test func aSpillDirectoryThatCannotBeWrittenIsRefusedAtStart() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-directory-\(UUID().uuidString)").path
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let error = #expect(throws: SpillDirectoryUnusable.self) { try SpillDirectory(path: "\(file)/spill") }
+        #expect(error?.description.contains("FLUSH_SPILL_DIR=off") == true)
     }
 
     @Test func helpNamesEverySettingWithItsVariableAndFlag() {

@@ -90,7 +90,31 @@ class Database:
     def stop(self):
         subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "stop", self.dir], check=False)
 
+    def processes(self):
+        """The postmaster and every backend of this server."""
+        try:
+            postmaster = open(os.path.join(self.dir, "data", "postmaster.pid")).readline().strip()
+        except FileNotFoundError:  # not running
+            return []
+        children = subprocess.run(["ps", "--ppid", postmaster, "-o", "pid="], capture_output=True, text=True).stdout
+        return [int(postmaster)] + [int(pid) for pid in children.split()]
+
+    def signal_all(self, number):
+        for pid in self.processes():
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:  # a backend that ended meanwhile
+                pass
+
+    def pause(self):
+        """SIGSTOP the whole server: connections stay open, nothing is answered."""
+        self.signal_all(signal.SIGSTOP)
+
+    def resume(self):
+        self.signal_all(signal.SIGCONT)
+
     def remove(self):
+        self.resume()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -113,8 +137,9 @@ class Node:
                            FLUSH_SPILL_DIR=self.cluster.spill_dir)
         environment.update(self.cluster.node_env)
         environment.update(env)
+        environment = {name: value for name, value in environment.items() if value is not None}  # None: unset
         self.process = subprocess.Popen(self.launcher + [BINARY], env=environment, stdout=open(self.log_path, "a"),
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, cwd=self.cluster.dir)
         if wait:
             wait_for(self.is_ready, 60, f"node {self.index} ready")
 
@@ -405,7 +430,7 @@ def case_shutdown_after_a_long_outage_never_exits_0():
             if not spill_directory:  # the same node restarted without one
                 node.signal(signal.SIGTERM)
                 node.wait_exit(30)
-                node.start(FLUSH_SPILL_DIR="")
+                node.start(FLUSH_SPILL_DIR="off")
             cluster.database.stop()
             for index in range(50):
                 assert request(node.port, "POST", "/increment", {"key": f"owed-{index % 7}", "value": 1})[0] == 202
@@ -413,9 +438,92 @@ def case_shutdown_after_a_long_outage_never_exits_0():
             node.signal(signal.SIGTERM)
             code, took = node.wait_exit(30)
             assert code == expected, f"exit status {code} after {took:.1f} s, expected {expected}"
+            # The final flush starts when shutdown begins and ends 0.7 s before the deadline: not
+            # cancelled at the deadline by upkeep still waiting for the database.
+            assert took < 5 - 0.3, f"exit after {took:.1f} s: the final flush ran into the 5 s deadline"
+            if spill_directory:
+                cluster.database.start()
+                node.start()
+                assert cluster.counters("owed-") == {f"owed-{i}": 50 // 7 + (1 if i < 50 % 7 else 0) for i in range(7)}
             figures.append(f"{'spill directory' if spill_directory else 'no spill directory'}: exit {code} after {took:.1f} s")
         finally:
             cluster.stop()
+    return "; ".join(figures)
+
+
+def case_every_path_into_shutdown_exits_with_what_it_owed():
+    """Issue 16: SIGTERM with increments in the buffer, with a batch mid-attempt (PostgreSQL
+    SIGSTOPped under it), spilled or lost: exit 0 only when all is written, 75 when the rest is
+    spilled (the next node applies it exactly once), 1 when anything is lost; always by the deadline."""
+    figures = []
+    timeout = 5
+
+    def pending(node, prefix, count=50):
+        for index in range(count):
+            assert request(node.port, "POST", "/increment", {"key": f"{prefix}-{index % 5}", "value": 1})[0] == 202
+        return {f"{prefix}-{i}": count // 5 for i in range(5)}
+
+    # Pending in the buffer, PostgreSQL up: everything written, exit 0.
+    cluster = Cluster(nodes=1, FLUSH_SHUTDOWN_TIMEOUT_MS=timeout * 1000, FLUSH_INTERVAL_MS=600_000)
+    try:
+        node = cluster.nodes[0]
+        expected = pending(node, "buffered")
+        node.signal(signal.SIGTERM)
+        code, took = node.wait_exit(30)
+        assert code == 0, f"exit {code}"
+        assert cluster.counters("buffered-") == expected
+        figures.append(f"buffer pending, database up: exit 0 after {took:.1f} s, exact")
+    finally:
+        cluster.stop()
+
+    # A batch mid-attempt: PostgreSQL stopped (SIGSTOP) under a flush that has sent its statements.
+    for spill_directory, wanted in ((True, 75), (False, 1)):
+        cluster = Cluster(nodes=1, FLUSH_SHUTDOWN_TIMEOUT_MS=timeout * 1000, FLUSH_INTERVAL_MS=300)
+        try:
+            node = cluster.nodes[0]
+            if not spill_directory:
+                node.signal(signal.SIGTERM)
+                node.wait_exit(30)
+                node.start(FLUSH_SPILL_DIR="off")
+            cluster.database.pause()
+            expected = pending(node, "midway")
+            time.sleep(1)  # the next tick's flush sends its statements to the stopped server
+            node.signal(signal.SIGTERM)
+            code, took = node.wait_exit(30)
+            cluster.database.resume()
+            assert code == wanted, f"exit {code} after {took:.1f} s, expected {wanted}"
+            assert took <= timeout + 0.5, f"exit after {took:.1f} s for a {timeout} s timeout"
+            figure = f"batch mid-attempt ({'spill directory' if spill_directory else 'no spill directory'}): exit {code} after {took:.1f} s"
+            if spill_directory:
+                node.start()
+                stored = cluster.counters("midway-")
+                assert stored == expected, (stored, expected)
+                figure += ", applied exactly once after the replay"
+            figures.append(figure)
+        finally:
+            cluster.stop()
+
+    # No FLUSH_SPILL_DIR at all: the default directory, named in the start-up log, keeps the batch.
+    cluster = Cluster(nodes=1, FLUSH_SHUTDOWN_TIMEOUT_MS=timeout * 1000)
+    try:
+        node = cluster.nodes[0]
+        node.signal(signal.SIGTERM)
+        node.wait_exit(30)
+        node.start(FLUSH_SPILL_DIR=None, LOG_LEVEL="info")
+        default = os.path.join(cluster.dir, "increment-spill")
+        assert f"flush.spillDirectory={default}" in open(node.log_path).read(), "the start-up log does not name the spill directory"
+        cluster.database.stop()
+        expected = pending(node, "default")
+        node.signal(signal.SIGTERM)
+        code, took = node.wait_exit(30)
+        spilled = [name for name in os.listdir(default) if name.endswith(".spill.json")]
+        assert code == 75 and spilled, f"exit {code}, spilled {spilled}"
+        cluster.database.start()
+        node.start(FLUSH_SPILL_DIR=None)
+        assert cluster.counters("default-") == expected
+        figures.append(f"no FLUSH_SPILL_DIR: exit 75 after {took:.1f} s into ./increment-spill, applied once after restart")
+    finally:
+        cluster.stop()
     return "; ".join(figures)
 
 
@@ -1069,6 +1177,7 @@ def case_idempotent_retries_are_exact_across_kills_and_restarts():
 CASES = [
     case_canonically_equivalent_keys_are_two_counters,
     case_shutdown_with_the_database_down_is_bounded_spills_and_replays,
+    case_every_path_into_shutdown_exits_with_what_it_owed,
     case_shutdown_with_nothing_pending_during_an_outage_is_prompt,
     case_shutdown_after_a_long_outage_never_exits_0,
     case_database_outage_under_load,

@@ -96,8 +96,8 @@ public struct NodeSettings: Sendable {
             key: "shutdown.drainMs", defaultValue: "1000",
             summary: "on SIGTERM, how long to keep serving with Connection: close before closing the listener")
         static let flushSpillDir = SettingDescriptor(
-            key: "flush.spillDir", defaultValue: nil,
-            summary: "directory for batches the database cannot take at shutdown; replayed at start (default: off)")
+            key: "flush.spillDir", defaultValue: NodeSettings.defaultSpillDirectory,
+            summary: "directory for batches the database cannot take at shutdown, replayed at start (relative: to the working directory; `off`: lose them instead)")
         static let migrateOnStart = SettingDescriptor(
             key: "migrate.onStart", defaultValue: "true",
             summary: "apply schema migrations at start (false: run `increment-node migrate` once instead)")
@@ -170,7 +170,7 @@ public struct NodeSettings: Sendable {
             maximumRetryDelay: try Keys.flushRetryMaxMs.milliseconds(from: reader, in: 10...600_000),
             shutdownTimeout: try Keys.flushShutdownTimeoutMs.milliseconds(from: reader, in: 1_000...3_600_000),
             drainWindow: try Keys.shutdownDrainMs.milliseconds(from: reader, in: 0...60_000),
-            spillDirectory: Keys.flushSpillDir.string(from: reader).flatMap { $0.isEmpty ? nil : $0 },
+            spillDirectory: Self.spillDirectory(from: reader),
             clusterShards: try Keys.clusterShards.int(from: reader, in: 1...Self.maximumClusterShards),
             limits: FlushLimits(
                 attemptTimeout: try Keys.flushAttemptTimeoutMs.milliseconds(from: reader, in: 100...600_000),
@@ -210,6 +210,19 @@ public struct NodeSettings: Sendable {
             throw SettingsError(setting: Keys.logLevel.environmentVariable, reason: "\"\(level)\" is not a log level")
         }
         self.logLevel = logLevel
+    }
+
+    /// Where a node spills what the database cannot take at shutdown unless told otherwise.
+    public static let defaultSpillDirectory = "increment-spill"
+
+    /// `FLUSH_SPILL_DIR` as an absolute path (relative paths from the working directory), or nil
+    /// for `off`. Unset or empty is the default: a node loses nothing at shutdown unless told to.
+    static func spillDirectory(from reader: ConfigReader) -> String? {
+        let text = Keys.flushSpillDir.string(from: reader).flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultSpillDirectory
+        if text.lowercased() == "off" { return nil }
+        if text.hasPrefix("/") { return text }
+        return URL(fileURLWithPath: text, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
+            .standardizedFileURL.path
     }
 
     /// `FLUSH_LOCK_MODE`: `shared` or `exclusive`.

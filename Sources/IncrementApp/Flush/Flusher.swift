@@ -398,23 +398,29 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     }
 
     /// Periodic chores: keep this node's ledger entry alive, prune expired ledger entries and
-    /// idempotency keys, and apply what other nodes spilled.
+    /// idempotency keys, and apply what other nodes spilled. They give way to shutdown at once:
+    /// during an outage each would wait for its deadline, and the final flush after them.
     private func performUpkeep() async {
-        let deadline = ContinuousClock.now + self.settings.limits.attemptTimeout
         do {
-            try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
-            let pruned = try await self.store.pruneLedger(deadline: deadline)
-            self.metrics.prunedLedgerRows.increment(by: pruned)
-            // In rounds of at most 10,000 rows, so that a backlog never makes one long statement.
-            for _ in 0..<20 {
-                let expired = try await self.store.pruneIdempotencyKeys(limit: 10_000, deadline: deadline)
-                self.metrics.prunedIdempotencyKeys.increment(by: expired)
-                if expired < 10_000 { break }
-            }
-            try await self.replaySpilledBatches()
+            try await cancelWhenGracefulShutdown { try await self.upkeepChores() }
         } catch {
+            guard !Task.isShuttingDownGracefully else { return }
             self.logger.warning("ledger upkeep failed", metadata: ["error": "\(describe(error))"])
         }
+    }
+
+    private func upkeepChores() async throws {
+        let deadline = ContinuousClock.now + self.settings.limits.attemptTimeout
+        try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
+        let pruned = try await self.store.pruneLedger(deadline: deadline)
+        self.metrics.prunedLedgerRows.increment(by: pruned)
+        // In rounds of at most 10,000 rows, so that a backlog never makes one long statement.
+        for _ in 0..<20 {
+            let expired = try await self.store.pruneIdempotencyKeys(limit: 10_000, deadline: deadline)
+            self.metrics.prunedIdempotencyKeys.increment(by: expired)
+            if expired < 10_000 { break }
+        }
+        try await self.replaySpilledBatches()
     }
 
     // MARK: Shutdown

@@ -42,10 +42,20 @@ public struct SpillDirectory: Sendable {
     /// The directory.
     public let path: String
 
-    /// Creates the directory if needed.
+    /// Creates the directory if needed and checks that this process can write files in it: a
+    /// directory that cannot take a batch should stop the node at start, not lose the batch at shutdown.
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            let probe = (path as NSString).appendingPathComponent(".write-check-\(getpid())")
+            guard FileManager.default.createFile(atPath: probe, contents: nil) else {
+                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: probe])
+            }
+            try FileManager.default.removeItem(atPath: probe)
+        } catch {
+            throw SpillDirectoryUnusable(path: path, underlying: error)
+        }
     }
 
     /// Writes `batch` durably; returns the file's path.
@@ -137,5 +147,17 @@ public struct SpillDirectory: Sendable {
         guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+}
+
+/// The spill directory cannot be created or written at start.
+public struct SpillDirectoryUnusable: Error, CustomStringConvertible {
+    /// The directory.
+    public let path: String
+    /// Why it cannot be used.
+    public let underlying: any Error
+
+    public var description: String {
+        "spill directory \(self.path) cannot be written (\(self.underlying)); set FLUSH_SPILL_DIR to a writable directory, or FLUSH_SPILL_DIR=off to lose what the database cannot take at shutdown"
     }
 }
