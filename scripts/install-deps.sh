@@ -4,7 +4,7 @@
 # iproute2 (the fault suite cuts a node's network link), Python with venv (test scripts, and the
 # project's own .venv for PyPI tools), docker-compose (checks the compose file offline), and the
 # load tools ab and wrk. With --for-tests also Chromium, which the cluster test opens the status
-# page in; with --for-load the alternatives loadtest/report.py measures beside the cluster (redis,
+# page in, and HAProxy, the stable endpoint of the fault suite's failover case; with --for-load the alternatives loadtest/report.py measures beside the cluster (redis,
 # h2load; pgbench comes with postgresql-contrib). The Swift toolchain is not a Debian package: see
 # the README.
 set -euo pipefail
@@ -25,7 +25,10 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)  # the project's own Python for PyPI tools
 for purpose in "$@"; do
     case "$purpose" in
-    --for-tests) command -v chromium >/dev/null || need+=(chromium) ;;  # the status page, headless
+    --for-tests)
+        command -v chromium >/dev/null || need+=(chromium)  # the status page, headless
+        [[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null || need+=(haproxy)  # the failover case's endpoint
+        ;;
     --for-load)
         command -v redis-server >/dev/null || need+=(redis-server)
         command -v redis-benchmark >/dev/null || need+=(redis-tools)
@@ -48,5 +51,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts a system cluster and nginx on install; this project runs its own on free ports.
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-    systemctl stop nginx postgresql pgbouncer redis-server >/dev/null 2>&1 || true
+    systemctl stop nginx postgresql pgbouncer redis-server haproxy >/dev/null 2>&1 || true
 fi

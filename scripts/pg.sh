@@ -7,7 +7,8 @@
 #
 # As root, the server runs as the postgres user (initdb refuses root).
 # PG_DURABLE=0 turns fsync off, for tests. PG_EXTRA_ADDRESS=A also listens on address A and
-# trusts clients on its subnet (the fault suite's network-namespace case).
+# trusts clients on its subnet (the fault suite's network-namespace case). PG_OPTIONS adds server
+# options (`-c name=value ...`), after the others.
 set -euo pipefail
 
 bin_dir() {
@@ -75,6 +76,7 @@ start)
         # Tests only: a crash of this throwaway server may lose its last commits.
         options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
+    options+=" ${PG_OPTIONS:-}"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" \
         >/dev/null || { tail -n 30 "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"

@@ -169,7 +169,7 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
     router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5), tokens: settings.accessTokens).endpoints)
     router.addRoutes(
         ClusterController(
-            store: node.store, barrier: node.barrier, settings: settings.cluster, readTimeout: .seconds(5),
+            store: node.store, barrier: node.barrier, settings: settings.cluster, health: node.health, readTimeout: .seconds(5),
             tokens: settings.accessTokens
         ).endpoints
     )

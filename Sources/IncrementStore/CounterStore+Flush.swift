@@ -35,18 +35,30 @@ extension CounterStore {
             return try await withDeadline(deadline, onExpiry: { attempt.abandon() }, watch: { attempt.connectionLost() }) {
                 try await self.client.withConnection { connection in
                     try attempt.begin(on: connection)
-                    return try await connection.withTransaction(logger: self.logger) { connection in
-                        let result = try await self.applyInTransaction(
-                            batch,
-                            wantedKeys: wantedKeys,
-                            mayRegister: !mayHaveCommittedBefore,
-                            on: connection
-                        )
-                        // What is left is COMMIT: from here on, a lost answer leaves the outcome open.
-                        // An attempt the deadline gave up on rolls back instead: it must never
-                        // commit behind the retry that replaces it.
-                        try attempt.committing()
-                        return result
+                    do {
+                        return try await connection.withTransaction(logger: self.logger) { connection in
+                            let result = try await self.applyInTransaction(
+                                batch,
+                                wantedKeys: wantedKeys,
+                                mayRegister: !mayHaveCommittedBefore,
+                                on: connection
+                            )
+                            // COMMIT waits for synchronous standbys. A statement_timeout ending that
+                            // wait would still report success, for a commit the standby may not
+                            // have: a failover then loses it. The attempt's deadline bounds COMMIT
+                            // instead, by closing the connection: the outcome stays open until the
+                            // ledger settles it on whichever server is primary then.
+                            try await connection.query("SET LOCAL statement_timeout = 0", logger: self.logger)
+                            // What is left is COMMIT: from here on, a lost answer leaves the outcome open.
+                            // An attempt the deadline gave up on rolls back instead: it must never
+                            // commit behind the retry that replaces it.
+                            try attempt.committing()
+                            return result
+                        }
+                    } catch where error.isReadOnlyServerError {
+                        // A standby: only a new connection can follow the endpoint to the primary.
+                        try? await connection.close()
+                        throw error
                     }
                 }
             }

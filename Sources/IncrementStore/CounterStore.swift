@@ -73,18 +73,6 @@ public struct CounterStore: Sendable {
             throw NoRowReturned()
         }
     }
-
-    /// Runs a trivial query before `deadline`: true when the database answers.
-    public func isReachable(deadline: ContinuousClock.Instant) async -> Bool {
-        do {
-            try await withDeadline(deadline) {
-                try await self.client.query("SELECT 1", logger: self.logger)
-            }
-            return true
-        } catch {
-            return false
-        }
-    }
 }
 
 /// A statement that always returns one row returned none.

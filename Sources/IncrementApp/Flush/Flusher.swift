@@ -131,7 +131,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 try await self.store.announce(
                     nodeID: self.nodeID, address: self.advertisedAddress, version: NodeVersion.current,
                     deadline: .now + self.settings.limits.attemptTimeout)
-                self.health.recordDatabase(reachable: true)
+                self.health.recordDatabase(.writable)
                 try await self.replaySpilledBatches()
                 self.logger.info("storage ready", metadata: ["startup.attempts": "\(attempt)"])
                 return true
@@ -139,7 +139,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 throw error
             } catch {
                 if Task.isCancelled { break }
-                self.health.recordDatabase(reachable: false)
+                self.health.recordDatabase(error.isReadOnlyServerError ? .notWritable : .unreachable)
                 self.logger.warning(
                     "database not ready; retrying",
                     metadata: ["startup.attempt": "\(attempt)", "error": "\(describe(error))"]
@@ -190,11 +190,12 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     }
 
     /// Checks the database every second, apart from the flushes, so that `/readyz` turns within
-    /// about two seconds of an outage even while a flush hangs or no traffic comes.
+    /// about two seconds of an outage or of the endpoint reaching a standby, even while a flush
+    /// hangs or no traffic comes.
     private func probeDatabase() async {
         while !Task.isCancelled {
-            let reachable = await self.store.isReachable(deadline: .now + .seconds(1))
-            self.health.recordDatabase(reachable: reachable)
+            self.health.recordDatabase(await self.store.databaseRole(deadline: .now + .seconds(1)))
+            self.metrics.observe(self.health)
             do {
                 try await Task.sleep(for: .seconds(1))
             } catch {
@@ -302,7 +303,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             state.retained = nil
             self.account.settledRetained()
             state.consecutiveFailures = 0
-            self.health.recordDatabase(reachable: true)
+            self.health.recordDatabase(.writable)
             self.health.recordFlushEnded(error: nil)
             return .flushed
         } catch {
@@ -312,6 +313,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             state.retained = retained
             state.consecutiveFailures += 1
             self.metrics.flushFailures.increment()
+            if failure.isReadOnlyServerError { self.health.recordDatabase(.notWritable) }
             self.health.recordFlushEnded(error: describe(failure.underlying))
             self.logger.error(
                 "flush failed; the batch is kept and retried",

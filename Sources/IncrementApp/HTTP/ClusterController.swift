@@ -9,6 +9,8 @@ struct ClusterController<Context: RequestContext>: Sendable {
     let store: CounterStore
     let barrier: FlushBarrier
     let settings: ClusterSettings
+    /// The answering node's own view of its database, shown beside the registry it read.
+    let health: NodeHealth
     /// The longest a registry read waits for the database.
     let readTimeout: Duration
     let tokens: AccessTokens
@@ -25,6 +27,9 @@ struct ClusterController<Context: RequestContext>: Sendable {
         let nodes: [NodeView]
         let live: Int
         let gone: Int
+        /// What the answering node's database is to it: `writable`, or `not writable` (a standby:
+        /// the registry read from it may be stale).
+        let database: String
     }
 
     struct NodeView: Encodable {
@@ -92,7 +97,8 @@ struct ClusterController<Context: RequestContext>: Sendable {
             )
         }
         let live = views.count { $0.status == "live" }
-        return Response.json(ClusterView(nodes: views, live: live, gone: views.count - live))
+        return Response.json(
+            ClusterView(nodes: views, live: live, gone: views.count - live, database: "\(self.health.databaseRole)"))
     }
 
     @Sendable func flush(_ request: Request, context: Context) async throws -> Response {

@@ -57,6 +57,7 @@ struct OperationsController<Context: RequestContext>: Sendable {
 
     @Sendable func scrape(_ request: Request, context: Context) -> Response {
         self.metrics.observe(self.buffer)
+        self.metrics.observe(self.health)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 * 1024)
         self.registry.emit(into: &bytes)

@@ -1,4 +1,5 @@
 import IncrementCore
+import IncrementStore
 import Synchronization
 
 /// What `/readyz` decides from: kept up to date by the flusher and the lifecycle, read without
@@ -17,7 +18,7 @@ public final class NodeHealth: Sendable {
     }
 
     private let phaseValue = Atomic<UInt8>(Phase.starting.rawValue)
-    private let databaseReachable = Atomic<Bool>(false)
+    private let databaseRoleValue = Atomic<UInt8>(DatabaseRole.unreachable.rawValue)
     private let flushFailing = Atomic<Bool>(false)
     private let lastFlushError = Mutex<String?>(nil)
     /// When the last flush committed, in nanoseconds of `ContinuousClock` since `origin`; 0 before the first.
@@ -60,13 +61,15 @@ public final class NodeHealth: Sendable {
     /// True from the moment shutdown begins.
     public var isShuttingDown: Bool { self.phase.rawValue >= Phase.draining.rawValue }
 
-    /// Records whether the last database contact succeeded.
-    func recordDatabase(reachable: Bool) {
-        self.databaseReachable.store(reachable, ordering: .relaxed)
+    /// Records what the last database contact found.
+    func recordDatabase(_ role: DatabaseRole) {
+        self.databaseRoleValue.store(role.rawValue, ordering: .relaxed)
     }
 
-    /// True when the last database contact succeeded.
-    public var isDatabaseReachable: Bool { self.databaseReachable.load(ordering: .relaxed) }
+    /// What the last database contact found: writable, not writable (a standby), unreachable.
+    public var databaseRole: DatabaseRole {
+        DatabaseRole(rawValue: self.databaseRoleValue.load(ordering: .relaxed)) ?? .unreachable
+    }
 
     /// Records the end of a flush attempt: committed (`error` nil), or failed with `error` (its
     /// batch is retained and retried).
@@ -113,7 +116,11 @@ public final class NodeHealth: Sendable {
         case .draining, .stopping: reasons.append("shutting down")
         case .serving: break
         }
-        if !self.isDatabaseReachable { reasons.append("database unreachable") }
+        switch self.databaseRole {
+        case .writable: break
+        case .notWritable: reasons.append("database not writable (a standby or read-only server); waiting for the primary")
+        case .unreachable: reasons.append("database unreachable")
+        }
         if self.flushFailing.load(ordering: .relaxed) { reasons.append("the last flush failed; retrying") }
         if let age = self.currentFlushAge, age > maximumFlushAge {
             reasons.append("a flush has been waiting for the database for \(age.seconds.formatted1) s")

@@ -1,5 +1,6 @@
 import CoreMetrics
 import IncrementCore
+import IncrementStore
 import Metrics
 
 /// The node's own metrics, named Prometheus-style.
@@ -23,6 +24,8 @@ public struct NodeMetrics: Sendable {
     let idempotentReplays: Counter
     let idempotencyConflicts: Counter
     let prunedIdempotencyKeys: Counter
+    let databaseWritable: Gauge
+    let databaseReachable: Gauge
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -45,6 +48,8 @@ public struct NodeMetrics: Sendable {
         self.idempotentReplays = Counter(label: "increment_idempotent_replays_total", factory: factory)
         self.idempotencyConflicts = Counter(label: "increment_idempotency_conflicts_total", factory: factory)
         self.prunedIdempotencyKeys = Counter(label: "increment_idempotency_keys_pruned_total", factory: factory)
+        self.databaseWritable = Gauge(label: "increment_database_writable", factory: factory)
+        self.databaseReachable = Gauge(label: "increment_database_reachable", factory: factory)
     }
 
     /// Brings the buffer gauges up to date (called before each scrape and after each flush).
@@ -52,5 +57,12 @@ public struct NodeMetrics: Sendable {
         self.pendingKeys.record(buffer.pendingKeys)
         let age = buffer.oldestPendingSince.map { ContinuousClock.now - $0 } ?? .zero
         self.oldestPendingAge.record(age.seconds)
+    }
+
+    /// Brings the database gauges up to date: reachable 1 and writable 0 is a standby.
+    func observe(_ health: NodeHealth) {
+        let role = health.databaseRole
+        self.databaseReachable.record(role == .unreachable ? 0 : 1)
+        self.databaseWritable.record(role == .writable ? 1 : 0)
     }
 }
