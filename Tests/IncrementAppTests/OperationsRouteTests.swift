@@ -5,6 +5,7 @@ import HummingbirdTesting
 @testable import IncrementApp
 import IncrementCore
 import IncrementTesting
+import PostgresNIO
 import Prometheus
 import Testing
 
@@ -43,6 +44,51 @@ struct OperationsRouteTests {
                     #expect(metrics.text.contains(name), "metrics lack \(name)")
                 }
             }
+        }
+    }
+
+    /// A server that refuses writes (as a standby does: SQLSTATE 25006) is "not writable", apart
+    /// from unreachable; the batch is kept and applied once the server takes writes again.
+    @Test func aReadOnlyDatabaseIsNotWritableAndTheBatchWaitsForIt() async throws {
+        let database = try await TestDatabase.create()
+        let app = try await buildApplication(
+            settings: try testSettings(database) { $0.flush.interval = .milliseconds(100) }, logger: appTestLogger)
+        /// Sets the database read-only (or back) and ends every session of it, so the node's pool reconnects.
+        @Sendable func setReadOnly(_ readOnly: Bool) async throws {
+            try await database.withClient { admin in
+                // This session may have started read-only itself.
+                try await admin.query("SET default_transaction_read_only = off", logger: appTestLogger)
+                try await admin.query(
+                    PostgresQuery(unsafeSQL: "ALTER DATABASE \"\(database.name)\" SET default_transaction_read_only = \(readOnly ? "on" : "off")"),
+                    logger: appTestLogger)
+                try await admin.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database.name) AND pid <> pg_backend_pid()",
+                    logger: appTestLogger)
+            }
+        }
+        try await app.test(.router) { client in
+            try await client.waitUntilReady()
+            try await setReadOnly(true)
+            #expect(try await client.post("/increment", #"{"key":"standby","value":4}"#).status == .accepted)
+            let deadline = ContinuousClock.now + .seconds(10)
+            var ready = try await client.get("/readyz")
+            while !ready.text.contains("not writable"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                ready = try await client.get("/readyz")
+            }
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.text.contains("database not writable"), "\(ready.text)")
+            #expect(!ready.text.contains("unreachable"), "\(ready.text)")
+            let metrics = try await client.get("/metrics").text
+            #expect(metrics.contains("increment_database_writable 0"))
+            #expect(metrics.contains("increment_database_reachable 1"))
+            #expect(try await client.get("/cluster").text.contains(#""database":"not writable""#))
+
+            try await setReadOnly(false)
+            try await client.waitUntilReady()
+            let committed = try await client.post("/increment?wait=commit", #"{"key":"standby","value":1}"#)
+            #expect(committed.text.contains(#""value":5"#), "\(committed.text)")
+            #expect(try await client.get("/cluster").text.contains(#""database":"writable""#))
         }
     }
 
