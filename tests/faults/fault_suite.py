@@ -67,6 +67,15 @@ def wait_for(predicate, limit, what):
     raise AssertionError(f"{what} did not happen within {limit} s")
 
 
+def is_running(pid):
+    """True while `pid` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def is_ready(port, host="127.0.0.1"):
     try:
         return request(port, "GET", "/readyz", timeout=1, host=host)[0] == 200
@@ -169,18 +178,22 @@ class Cluster:
         self.spill_dir = os.path.join(self.dir, "spill")
         self.node_env = {k: str(v) for k, v in node_env.items()}
         self.database = database or Database(database_address)
-        self.database.start()
         self.nodes = [Node(self, index) for index in range(nodes)]
         self.removed = []  # nodes taken out of the upstream list, stopped with the rest
-        for node in self.nodes:
-            node.start()
         self.port = free_port()
-        os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
         self.nginx_conf = os.path.join(self.dir, "nginx.conf")
         self.nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        if self.nodes:
-            self.render_nginx()
-            subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
+        try:
+            self.database.start()
+            for node in self.nodes:
+                node.start()
+            os.makedirs(os.path.join(self.dir, "nginx-tmp"), exist_ok=True)
+            if self.nodes:
+                self.render_nginx()
+                subprocess.run([self.nginx, "-p", self.dir, "-c", self.nginx_conf], check=True)
+        except BaseException:
+            self.stop()  # a cluster that failed to start leaves no server behind
+            raise
 
     def render_nginx(self, down=()):
         subprocess.run([os.path.join(ROOT, "scripts/render-nginx.py"), os.path.join(ROOT, "nginx/local.conf.template"),
@@ -1307,17 +1320,11 @@ listen postgres
         return next(int(pid) for pid in out if pid in children)
 
     def crash(self, server):
-        """The primary dies: no shutdown checkpoint, connections reset."""
-        os.kill(server.processes()[0], signal.SIGKILL)
-        for pid in server.processes()[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_for(lambda: subprocess.run(["pgrep", "-f", f"-D {server.dir}/data"], capture_output=True).returncode != 0
-                 or True, 5, "server gone")
-        os.remove(os.path.join(server.dir, "data", "postmaster.pid")) if os.path.exists(
-            os.path.join(server.dir, "data", "postmaster.pid")) else None
+        """The primary dies: every process SIGKILLed, no shutdown checkpoint, connections reset."""
+        processes = server.processes()
+        server.signal_all(signal.SIGKILL)
+        wait_for(lambda: not any(map(is_running, processes)), 10, "the killed server gone")
+        os.remove(os.path.join(server.dir, "data", "postmaster.pid"))  # left behind by the kill
 
     def promote(self, server):
         command = [sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1], "-D", os.path.join(server.dir, "data"),
@@ -1572,7 +1579,12 @@ def case_soak_under_mixed_load_with_a_fault_a_minute():
         last = samples[-1]
         growth = [(end[0] - start[0]) / start[0] for start, end in zip(warm[1], last[1])]
         fd_growth = [end[1] - start[1] for start, end in zip(warm[1], last[1])]
-        assert max(growth) <= 0.10, f"RSS grew {max(growth):.0%} after warm-up: {warm[1]} -> {last[1]}"
+        # The shape, for the figures: each node's RSS in MB at every minute.
+        by_minute = [max((sample for sample in samples if sample[0] <= minute * 60), key=lambda sample: sample[0])
+                     for minute in range(1, minutes + 1)]
+        trajectory = "; ".join(f"node {index}: " + " ".join(f"{sample[1][index][0] / 1024:.0f}" for sample in by_minute)
+                               for index in range(len(cluster.nodes)))
+        assert max(growth) <= 0.10, f"RSS grew {max(growth):.0%} after warm-up: {warm[1]} -> {last[1]}; MB by minute: {trajectory}"
         assert max(fd_growth) <= 2, f"open descriptors grew by {max(fd_growth)}: {warm[1]} -> {last[1]}"
         writes = [(when - began, seconds) for when, kind, seconds in load.latencies if kind == "write"]
         half = minutes * 30
@@ -1581,7 +1593,7 @@ def case_soak_under_mixed_load_with_a_fault_a_minute():
         assert second <= max(2 * first, first + 0.05), f"write p99 drifted: {first * 1000:.1f} ms -> {second * 1000:.1f} ms"
         return (f"{minutes} min, {load.requests():,} requests (writes, batches, idempotent repeats, plain and strong "
                 f"reads), faults: {', '.join(applied)}; RSS after warm-up {', '.join(f'{g:+.1%}' for g in growth)}, "
-                f"descriptors {', '.join(f'{g:+d}' for g in fd_growth)}; write p99 {first * 1000:.1f} ms then "
+                f"descriptors {', '.join(f'{g:+d}' for g in fd_growth)} (RSS MB by minute: {trajectory}); write p99 {first * 1000:.1f} ms then "
                 f"{second * 1000:.1f} ms; {len(stored)} keys exact within bounds ({sum(load.unknown.values())} units unknown)")
     finally:
         cluster.stop()
