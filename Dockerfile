@@ -26,8 +26,8 @@ RUN apt-get update \
 COPY --from=build /staging /app
 USER 10001
 ENV HOST=0.0.0.0 PORT=8080 FLUSH_SPILL_DIR=/var/lib/increment/spill
-# Two malloc arenas: with glibc's default (8 per core) RSS climbs for minutes under reads (the
-# fault suite's soak measures it flat with two).
+# Two malloc arenas: with glibc's default (8 per core) a node's RSS climbed for minutes under
+# reads; two kept it flat (README, the soak row).
 ENV MALLOC_ARENA_MAX=2
 # A crash prints a symbolicated backtrace of every thread to the log, then exits.
 ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,images=all,interactive=no,swift-backtrace=/app/swift-backtrace-static
