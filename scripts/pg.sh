@@ -4,6 +4,7 @@
 #   scripts/pg.sh start DIR [PORT]   initialise DIR (if new) and start; prints the DATABASE_URL
 #   scripts/pg.sh stop DIR           stop the server whose data is in DIR
 #   scripts/pg.sh url DIR            print the DATABASE_URL of the server in DIR
+#   scripts/pg.sh promote DIR        promote the standby whose data is in DIR
 #
 # As root, the server runs as the postgres user (initdb refuses root).
 # PG_DURABLE=0 turns fsync off, for tests. PG_EXTRA_ADDRESS=A also listens on address A and
@@ -46,7 +47,7 @@ free_port() {
 
 command=${1:-}
 dir=${2:-}
-[[ -n "$command" && -n "$dir" ]] || { sed -n '2,10p' "$0" >&2; exit 2; }
+[[ -n "$command" && -n "$dir" ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
 
 case "$command" in
 start)
@@ -88,11 +89,14 @@ stop)
         as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     fi
     ;;
+promote)
+    as_owner "$(bin_dir)/pg_ctl" -D "$dir/data" -w promote >/dev/null
+    ;;
 url)
     echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres?sslmode=disable"
     ;;
 *)
-    sed -n '2,10p' "$0" >&2
+    sed -n '2,13p' "$0" >&2
     exit 2
     ;;
 esac

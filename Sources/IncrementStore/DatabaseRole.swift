@@ -20,12 +20,22 @@ public enum DatabaseRole: UInt8, Sendable, CustomStringConvertible {
 }
 
 extension Error {
+    /// The error a wrapper stands for: a flush failure's, or a transaction's (its closure's,
+    /// COMMIT's, BEGIN's or ROLLBACK's), all the way down.
+    public var postgresCause: any Error {
+        if let failure = self as? FlushFailure { return failure.underlying.postgresCause }
+        if let transaction = self as? PostgresTransactionError,
+            let cause = transaction.closureError ?? transaction.commitError ?? transaction.beginError ?? transaction.rollbackError
+        {
+            return cause.postgresCause
+        }
+        return self
+    }
+
     /// True for SQLSTATE 25006 `read_only_sql_transaction`: the connection is to a server that
     /// refuses writes (a standby), whatever the endpoint it was opened through points at now.
     public var isReadOnlyServerError: Bool {
-        var error: any Error = self
-        if let failure = error as? FlushFailure { error = failure.underlying }
-        return (error as? PSQLError)?.serverInfo?[.sqlState] == "25006"
+        (self.postgresCause as? PSQLError)?.serverInfo?[.sqlState] == "25006"
     }
 }
 

@@ -20,6 +20,29 @@ struct CounterStoreTests {
         }
     }
 
+    /// A flush against a server that refuses writes fails as read-only (SQLSTATE 25006) through
+    /// the transaction's error, so the node can close that connection and call it not writable.
+    @Test func aFlushAgainstAReadOnlyServerFailsAsReadOnly() async throws {
+        try await withMigratedStore { store, client, database in
+            try await client.query(
+                PostgresQuery(unsafeSQL: "ALTER DATABASE \"\(database.name)\" SET default_transaction_read_only = on"),
+                logger: testLogger)
+            // Every session of the database ends, this one too: the next ones start read-only.
+            _ = try? await client.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database.name)", logger: testLogger)
+            // The pool finds its terminated connections closed one query at a time.
+            for _ in 0..<8 { _ = try? await client.query("SELECT 1", logger: testLogger) }
+            var failure: FlushFailure?
+            do {
+                _ = try await store.apply(batch(["a": 1], node: UUID().uuidString, sequence: 1))
+            } catch {
+                failure = error as? FlushFailure
+            }
+            #expect(failure?.isReadOnlyServerError == true, "\(String(describing: failure))")
+            #expect(failure?.mayHaveCommitted == false)
+        }
+    }
+
     @Test func aRetriedBatchAppliesOnce() async throws {
         try await withMigratedStore { store, client, _ in
             let retried = batch(["a": 10, "b": 1], node: UUID().uuidString, sequence: 1)

@@ -15,7 +15,6 @@ Usage: tests/faults/fault_suite.py [--full] [--debug] [CASE ...]
   --debug  use the debug build
 Prints "N passed, N failed".
 """
-import glob
 import http.client
 import json
 import os
@@ -41,6 +40,10 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# PostgreSQL's own tools refuse root: as root, run them as the postgres user.
+AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
 def psql(url, sql):
@@ -737,9 +740,8 @@ pidfile = {bouncer_dir}/pgbouncer.pid
         f.write('"postgres" ""\n')
     subprocess.run(["chown", "-R", "postgres", bouncer_dir], check=False)
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     try:
-        subprocess.run(runner + [binary, "-d", os.path.join(bouncer_dir, "pgbouncer.ini")], check=True)
+        subprocess.run(AS_POSTGRES + [binary, "-d", os.path.join(bouncer_dir, "pgbouncer.ini")], check=True)
         through = f"postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
         migrate = subprocess.run([BINARY, "migrate"], env=dict(os.environ, DATABASE_URL=through, LOG_LEVEL="warning"),
                                  capture_output=True, text=True, timeout=120)
@@ -1288,8 +1290,7 @@ listen postgres
         subprocess.run(["chown", "postgres:postgres", standby.dir], check=False)
         command = ["pg_basebackup", "-D", data, "-R", "-X", "stream", "-h", "127.0.0.1", "-p", str(source.port),
                    "-U", "postgres"]
-        subprocess.run((["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []) + command, check=True,
-                       capture_output=True)
+        subprocess.run(AS_POSTGRES + command, check=True, capture_output=True)
         standby.start()
         if self.synchronous:
             self.require_synchronous_standby(source, True)
@@ -1327,10 +1328,7 @@ listen postgres
         os.remove(os.path.join(server.dir, "data", "postmaster.pid"))  # left behind by the kill
 
     def promote(self, server):
-        command = [sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1], "-D", os.path.join(server.dir, "data"),
-                   "promote", "-w"]
-        subprocess.run((["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []) + command, check=True,
-                       capture_output=True)
+        subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "promote", server.dir], check=True, capture_output=True)
         # Alone now: as Patroni does, the new primary stops waiting for a standby it does not have.
         self.require_synchronous_standby(server, False)
 

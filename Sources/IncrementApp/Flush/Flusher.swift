@@ -195,7 +195,6 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     private func probeDatabase() async {
         while !Task.isCancelled {
             self.health.recordDatabase(await self.store.databaseRole(deadline: .now + .seconds(1)))
-            self.metrics.observe(self.health)
             do {
                 try await Task.sleep(for: .seconds(1))
             } catch {
