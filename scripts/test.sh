@@ -25,12 +25,12 @@ swift test --skip-build "$@"
 
 # A node fuzzed against its OpenAPI description, the deployment files checked offline, the
 # cluster (nginx + 3 nodes) end to end, the fault suite in its bounded mode
-# (tests/faults/fault_suite.py --full for the long one), 20 s of libFuzzer on the decoders, and
+# (system-tests/faults/fault_suite.py --full for the long one), 20 s of libFuzzer on the decoders, and
 # a smoke run of the performance report.
 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
-tests/fuzz/run.sh 20
+system-tests/fuzz/run.sh 20
 scripts/check-deploy.sh
 # A seconds-long smoke of the performance report (loadtest/report.py for the real one).
 loadtest/report.py --smoke --debug --out "$work/report"
-tests/cluster/cluster_test.py --debug
-tests/faults/fault_suite.py --debug
+system-tests/cluster/cluster_test.py --debug
+system-tests/faults/fault_suite.py --debug

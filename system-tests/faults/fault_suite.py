@@ -10,7 +10,7 @@ per key, the sum of acknowledged increments (200/202) and the sum whose outcome 
 
 (exact where nothing is unknown) and prints its figures.
 
-Usage: tests/faults/fault_suite.py [--full] [--debug] [CASE ...]
+Usage: system-tests/faults/fault_suite.py [--full] [--debug] [CASE ...]
   --full   the long version (30 s outage, ten restart cycles, longer load); default: bounded for CI
   --debug  use the debug build
 Prints "N passed, N failed".

@@ -1,6 +1,6 @@
 // libFuzzer entry point for the request body decoders: any bytes must either decode to
 // increments that satisfy the key and value rules, or be refused with an IncrementInputError;
-// nothing may crash. Built with `-sanitize=fuzzer,address` by tests/fuzz/run.sh.
+// nothing may crash. Built with `-sanitize=fuzzer,address` by system-tests/fuzz/run.sh.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -6,7 +6,7 @@ hot ones, some with wait=commit, some as batches); the nodes are then drained, a
 in PostgreSQL must equal the sums acknowledged, exactly. The second test sends one node
 SIGTERM in the middle of the load.
 
-Usage: tests/cluster/cluster_test.py [--debug]   (prints "N passed, N failed")
+Usage: system-tests/cluster/cluster_test.py [--debug]   (prints "N passed, N failed")
 """
 import http.client
 import json
