@@ -57,6 +57,8 @@ extension CounterStore {
                         }
                     } catch where error.isReadOnlyServerError {
                         // A standby: only a new connection can follow the endpoint to the primary.
+                        // The attempt ends first, so the close is not reported as a lost connection.
+                        attempt.end()
                         try? await connection.close()
                         throw error
                     }
@@ -286,6 +288,8 @@ final class FlushAttempt: Sendable {
         case transaction(PostgresConnection)
         case committing(PostgresConnection)
         case abandoned
+        /// Failed before COMMIT with an error of its own; its connection is the attempt's to close.
+        case ended
     }
 
     private let phase = Mutex(Phase.leasing)
@@ -323,9 +327,19 @@ final class FlushAttempt: Sendable {
             case .leasing, .abandoned:
                 phase = .abandoned
                 return nil
+            case .ended:
+                return nil
             }
         }
         if let connection { connection.close().whenComplete { _ in } }
+    }
+
+    /// The attempt failed before COMMIT and is over: nothing it does to its connection now is a
+    /// loss for ``connectionLost()`` to report.
+    func end() {
+        self.phase.withLock { phase in
+            if case .transaction = phase { phase = .ended }
+        }
     }
 
     /// ``FlushConnectionLost`` if the attempt's connection closed under it, else nil.

@@ -28,7 +28,13 @@ struct BoundedWaitTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let committed = try await client.post("/increment?wait=commit", #"{"key":"a","value":4}"#)
-            #expect(committed.text == #"{"key":"a","value":7}"#)
+            // On a loaded machine this wait too may outlast its 400 ms and answer pending; an
+            // answer with a value has the committed total.
+            if committed.status == .ok {
+                #expect(committed.text == #"{"key":"a","value":7}"#)
+            } else {
+                #expect(committed.status == .accepted)
+            }
         }
         #expect(try await counters(in: database) == ["a": 7])
     }

@@ -44,10 +44,15 @@ struct ClusterViewTests {
         try await self.twoNodes(database) { a, b in
             #expect(try await a.post("/increment", #"{"key":"x","value":1}"#).status == .accepted)
             #expect(try await b.post("/increment", #"{"key":"y","value":5}"#).status == .accepted)
-            // Both heartbeat at least once with their pending key.
-            try await Task.sleep(for: .milliseconds(400))
-            let before = try JSONSerialization.jsonObject(with: Data(try await a.get("/cluster").text.utf8)) as? [String: Any]
-            let nodes = before?["nodes"] as? [[String: Any]] ?? []
+            // Both heartbeat with their pending key (every 100 ms; longer on a loaded machine).
+            var before: [String: Any]?
+            var nodes: [[String: Any]] = []
+            let deadline = ContinuousClock.now + .seconds(5)
+            repeat {
+                try await Task.sleep(for: .milliseconds(100))
+                before = try JSONSerialization.jsonObject(with: Data(try await a.get("/cluster").text.utf8)) as? [String: Any]
+                nodes = before?["nodes"] as? [[String: Any]] ?? []
+            } while !(nodes.count == 2 && nodes.allSatisfy { $0["pending_keys"] as? Int == 1 }) && ContinuousClock.now < deadline
             #expect(Set(nodes.compactMap { $0["address"] as? String }) == ["node-a", "node-b"])
             #expect(nodes.allSatisfy { $0["status"] as? String == "live" && $0["state"] as? String == "serving" })
             #expect(nodes.allSatisfy { $0["pending_keys"] as? Int == 1 })
@@ -77,8 +82,9 @@ struct ClusterViewTests {
     @Test func aLiveNodeThatDoesNotConfirmFailsTheStrongReadNamingItAndAGoneOneIsNotWaitedFor() async throws {
         let database = try await TestDatabase.create()
         try await self.twoNodes(database, configure: { settings in
-            settings.cluster.barrierTimeout = .milliseconds(600)
-            settings.cluster.nodeGoneAfter = .seconds(2)
+            // Long enough for node-a to confirm on a loaded machine (600 ms was not, in one run).
+            settings.cluster.barrierTimeout = .milliseconds(1_500)
+            settings.cluster.nodeGoneAfter = .seconds(4)
         }) { a, b in
             // A node that heartbeats but never flushes for barriers (stalled mid-flush, say).
             try await database.withClient { admin in
