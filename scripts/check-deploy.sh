@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files offline with the tools made for them: the OpenAPI description,
 # the Dockerfile (hadolint), the compose file (docker compose config), the local nginx config
-# (nginx -t) and the Kubernetes manifests (kubernetes-validate). Prints "N passed, N failed".
+# (nginx -t), the Prometheus config and alerting rules (promtool check, promtool test rules) and
+# the Kubernetes manifests (kubernetes-validate). Prints "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,8 @@ check() {
 }
 
 # The checkers are PyPI tools in the project's own Python (installed there on first use) and
-# Docker Compose v2 and nginx (scripts/install-deps.sh --for-compose installs those).
+# Docker Compose v2 and nginx (scripts/install-deps.sh --for-compose installs those); promtool
+# comes out of Debian's prometheus package into .tools/.
 source scripts/lib.sh
 python=$(project_python)
 python_tool openapi-spec-validator openapi-spec-validator >/dev/null
@@ -43,6 +45,9 @@ check "nginx/local.conf.template renders to a config nginx -t accepts" \
 check "Kubernetes manifests match their schemas" \
     "$kubernetes_validate" --strict deploy/kubernetes/node-deployment.yaml deploy/kubernetes/node-service.yaml \
     deploy/kubernetes/node-hpa.yaml deploy/kubernetes/database-secret.example.yaml deploy/kubernetes/migrate-job.yaml
+promtool=$(promtool_binary)
+check "Prometheus scrape config and alerting rules load" "$promtool" check config deploy/prometheus/prometheus.yml
+check "alerting rules pass their unit tests" "$promtool" test rules deploy/prometheus/alerts.test.yml
 check "Grafana dashboard is JSON" python3 -m json.tool deploy/grafana/dashboards/increment-cluster.json
 
 echo "deploy checks: $passed passed, $failed failed"

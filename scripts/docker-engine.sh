@@ -11,7 +11,7 @@
 # Root only (dockerd is). The engine has a bridge of its own (DOCKER_ENGINE_BRIDGE, default
 # incr-docker0, on DOCKER_ENGINE_BRIDGE_CIDR, default 10.213.255.1/24) and takes its networks
 # from DOCKER_ENGINE_POOL (default 10.214.0.0/16): its containers reach Debian's mirror (builds
-# run apt-get) and publish ports on loopback only. Needs Debian's docker.io
+# run apt-get). Needs Debian's docker.io
 # (scripts/install-deps.sh --for-compose).
 set -euo pipefail
 
@@ -41,11 +41,10 @@ start)
     fi
     ip link set "$bridge" up
     mkdir -p "$dir/data" "$dir/exec"
-    # The userland proxy publishes ports on the loopback address the compose file names.
     nohup dockerd \
         --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
         -H "$(socket)" --bridge "$bridge" --default-address-pool "base=$pool,size=24" \
-        --ip 127.0.0.1 --log-level warn \
+        --log-level warn \
         >"$dir/dockerd.log" 2>&1 &
     for _ in $(seq 1 300); do
         if DOCKER_HOST=$(socket) docker version >/dev/null 2>&1; then
@@ -82,7 +81,7 @@ stop)
         kill -9 "$pid" 2>/dev/null || true
     fi
     # Whatever the engine left mounted under its directory, deepest first.
-    grep -o " $dir/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
+    { grep -o " $dir/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
     [[ "${3:-}" == --keep-images ]] || rm -rf "$dir"
     if ip link show "$bridge" >/dev/null 2>&1 && ! pgrep -f "dockerd.*--bridge $bridge" >/dev/null; then
         ip link delete "$bridge" || true

@@ -77,3 +77,22 @@ wait_until_ready() {
     echo "the node on port $port did not become ready in 60 s" >&2
     return 1
 }
+
+# Prints the path of promtool: the system's, or one taken out of Debian's prometheus package into
+# the project's .tools/ (ignored by git), so that checking rules starts no Prometheus server.
+promtool_binary() {
+    if command -v promtool >/dev/null; then
+        command -v promtool
+        return
+    fi
+    local tools="$project_root/.tools/prometheus"
+    if [[ ! -x "$tools/usr/bin/promtool" ]]; then
+        local download
+        download=$(mktemp -d)
+        (cd "$download" && apt-get download -qq prometheus >&2) || { rm -rf "$download"; return 1; }
+        mkdir -p "$tools"
+        dpkg-deb -x "$download"/prometheus_*.deb "$tools"
+        rm -rf "$download"
+    fi
+    echo "$tools/usr/bin/promtool"
+}

@@ -10,6 +10,9 @@
 #                                                               honours POSTGRES_PASSWORD,
 #                                                               POSTGRES_DB and PGDATA)
 #   increment-standin/nginx:1.30        nginx:1.27.4-alpine    (sid's nginx; `server … resolve`)
+#   increment-standin/prometheus:3      prom/prometheus        (sid's Prometheus 3)
+#
+# Grafana is not in Debian: its provisioning files stay checked by scripts/check-deploy.sh.
 #
 # Usage: DOCKER_HOST=… scripts/standin-images.sh WORKDIR
 # Prints the variables that point the compose file at them (SWIFT_IMAGE=… one per line).
@@ -137,9 +140,23 @@ STOPSIGNAL SIGQUIT
 CMD ["nginx", "-g", "daemon off;"]
 DOCKERFILE
 
+# Prometheus with the official image's defaults: /etc/prometheus/prometheus.yml, data in /prometheus.
+build increment-standin/prometheus:3 "$work/empty-context" <<'DOCKERFILE'
+FROM increment-standin/debian:sid
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /prometheus && chown prometheus /prometheus
+USER prometheus
+EXPOSE 9090
+ENTRYPOINT ["/usr/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+DOCKERFILE
+
 cat <<VARIABLES
 SWIFT_IMAGE=increment-standin/swift:6.3
 RUNTIME_IMAGE=increment-standin/debian:bookworm
 POSTGRES_IMAGE=increment-standin/postgres:18
 NGINX_IMAGE=increment-standin/nginx:1.30
+PROMETHEUS_IMAGE=increment-standin/prometheus:3
 VARIABLES

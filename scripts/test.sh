@@ -38,8 +38,8 @@ bounded 900 swift test --skip-build "$@"
 
 # A node fuzzed against its OpenAPI description, the deployment files checked offline, the
 # cluster (nginx + 3 nodes) end to end, the fault suite in its bounded mode
-# (system-tests/faults/fault_suite.py --full for the long one), 20 s of libFuzzer on the decoders, and
-# a smoke run of the performance report.
+# (system-tests/faults/fault_suite.py --full for the long one), 20 s of libFuzzer on the decoders,
+# a smoke run of the performance report, and the compose test.
 bounded 900 scripts/fuzz-api.sh "$TEST_DATABASE_URL"
 bounded 900 system-tests/fuzz/run.sh 20
 scripts/check-deploy.sh
@@ -47,3 +47,6 @@ scripts/check-deploy.sh
 bounded 600 loadtest/report.py --smoke --debug --out "$work/report"
 bounded 1200 system-tests/cluster/cluster_test.py --debug
 bounded 1800 system-tests/faults/fault_suite.py --debug
+# docker compose of the shipped files on a Docker engine of its own; the image's release build
+# is most of its time.
+bounded 3600 system-tests/compose/compose_test.py
