@@ -13,6 +13,7 @@
 set -euo pipefail
 
 need=()
+need_with_recommends=()
 compose=0
 compose_plugin=/usr/libexec/docker/cli-plugins/docker-compose
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
@@ -34,7 +35,8 @@ for purpose in "$@"; do
         [[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null || need+=(haproxy)  # the failover case's endpoint
         ;;
     --for-compose)
-        command -v dockerd >/dev/null || need+=(docker.io)
+        # With its recommends, as tried here (cgroupfs-mount, ca-certificates, xz-utils, git).
+        command -v dockerd >/dev/null || need_with_recommends+=(docker.io)
         command -v debootstrap >/dev/null || need+=(debootstrap)
         compose=1
         ;;
@@ -67,21 +69,25 @@ install_compose_v2() {
 
 missing_compose() { ((compose == 1)) && [[ ! -x "$compose_plugin" ]]; }
 
-if ((${#need[@]} == 0)) && ! missing_compose; then
+if ((${#need[@]} == 0 && ${#need_with_recommends[@]} == 0)) && ! missing_compose; then
     exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
-    ((${#need[@]} == 0)) || echo "missing packages: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
+    all=("${need[@]}" "${need_with_recommends[@]}")
+    ((${#all[@]} == 0)) || echo "missing packages: ${all[*]}; install them with: sudo apt-get install -y ${all[*]}" >&2
     missing_compose && echo "missing: Docker Compose v2 (https://docs.docker.com/compose/install/)" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-if ((${#need[@]} > 0)); then
-    echo "installing: ${need[*]}" >&2
+if ((${#need[@]} + ${#need_with_recommends[@]} > 0)); then
+    echo "installing: ${need[*]} ${need_with_recommends[*]}" >&2
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    ((${#need[@]} == 0)) || apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    ((${#need_with_recommends[@]} == 0)) || apt-get install -y -qq "${need_with_recommends[@]}" >/dev/null
 fi
-missing_compose && install_compose_v2
+if missing_compose; then
+    install_compose_v2
+fi
 # Debian starts a system cluster and nginx on install; this project runs its own on free ports.
 if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     systemctl stop nginx postgresql pgbouncer redis-server haproxy docker containerd >/dev/null 2>&1 || true
