@@ -45,23 +45,12 @@ public func runNode(
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
 ) async throws {
     let node = try NodeComponents(settings: settings, logger: logger, registry: registry)
-    var configuration = ServiceGroupConfiguration(
-        services: [
-            .init(service: node.application(settings: settings)),
-            .init(service: ShutdownDrain(health: node.health, openWaits: node.openWaits, window: settings.flush.drainWindow)),
-        ],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger
-    )
-    // The flusher ends its work 0.7 s before the shutdown deadline; whatever still runs
-    // then (a database client still trying to connect) is cancelled.
-    configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout
-    configuration.maximumCancellationDuration = .milliseconds(500)
+    let group = node.serviceGroup(settings: settings, shutdownSignals: [.sigterm, .sigint])
     // The exit status comes from what the node still owes, not from which error reached here: a
     // flusher cancelled at the deadline, or an error swallowed on the way out, must not read as success.
     var stopError: (any Error)?
     do {
-        try await ServiceGroup(configuration: configuration).run()
+        try await group.run()
     } catch {
         stopError = error
     }
@@ -128,15 +117,58 @@ struct NodeComponents: Sendable {
             logger: flushLogger
         )
         self.idempotencyLookup = IdempotencyLookup(store: self.store)
-        self.barrier = FlushBarrier(store: self.store, membership: self.membership, settings: settings.cluster)
+        self.barrier = FlushBarrier(
+            store: self.store, membership: self.membership, settings: settings.cluster, timeouts: self.metrics.barrierTimeouts
+        )
+    }
+
+    /// The node's services as ``runNode(settings:logger:registry:)`` runs them: the application,
+    /// then the drain that starts its shutdown, within ``FlushSettings/shutdownTimeout``.
+    func serviceGroup(
+        settings: NodeSettings,
+        shutdownSignals: [UnixSignal],
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(
+            services: [
+                .init(service: self.application(settings: settings, onServerRunning: onServerRunning)),
+                .init(
+                    service: ShutdownDrain(
+                        health: self.health,
+                        openWaits: self.openWaits,
+                        window: settings.flush.drainWindow,
+                        refusesNewConnections: settings.flush.refusesNewConnectionsWhileDraining
+                    )
+                ),
+            ],
+            gracefulShutdownSignals: shutdownSignals,
+            logger: self.logger
+        )
+        // The flusher ends its work 0.7 s before the shutdown deadline; whatever still runs
+        // then (a database client still trying to connect) is cancelled.
+        configuration.maximumGracefulShutdownDuration = settings.flush.shutdownTimeout
+        configuration.maximumCancellationDuration = .milliseconds(500)
+        return ServiceGroup(configuration: configuration)
     }
 
     /// The HTTP application running the database client and the flusher as its services.
-    func application(settings: NodeSettings) -> some ApplicationProtocol {
-        Application(
+    func application(
+        settings: NodeSettings,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let drain = settings.flush
+        return Application(
             router: buildRouter(node: self, settings: settings),
+            // Evaluated for each connection: a handler of its own.
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: drain.refusesNewConnectionsWhileDraining
+                        ? [QuiesceDelayHandler(hold: TimeAmount(drain.drainWindow))] : []
+                )
+            ),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
             services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup],
+            onServerRunning: onServerRunning,
             logger: self.logger
         )
     }

@@ -103,6 +103,7 @@ struct ClusterViewTests {
             #expect(refused.text.contains("stalled-node:8080"))
             #expect(!refused.text.contains("node-a"))
             #expect(refused.headers[.retryAfter] == "1")
+            #expect(try await b.get("/metrics").text.contains("increment_barrier_timeouts_total 1"))
 
             // Silent for longer than the gone threshold: shown gone, no longer waited for.
             try await database.withClient { admin in

@@ -82,10 +82,12 @@ struct OperationsRouteTests {
             let metrics = try await client.get("/metrics").text
             #expect(metrics.contains("increment_database_writable 0"))
             #expect(metrics.contains("increment_database_reachable 1"))
+            #expect(metrics.contains("increment_ready 0"))
             #expect(try await client.get("/cluster").text.contains(#""database":"not writable""#))
 
             try await setReadOnly(false)
             try await client.waitUntilReady()
+            #expect(try await client.get("/metrics").text.contains("increment_ready 1"))
             let committed = try await client.post("/increment?wait=commit", #"{"key":"standby","value":1}"#)
             #expect(committed.text.contains(#""value":5"#), "\(committed.text)")
             #expect(try await client.get("/cluster").text.contains(#""database":"writable""#))

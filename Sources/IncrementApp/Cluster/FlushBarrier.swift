@@ -1,3 +1,4 @@
+import CoreMetrics
 import IncrementStore
 
 /// A cluster-wide flush barrier: waits until every live node has committed everything it had
@@ -12,6 +13,8 @@ struct FlushBarrier: Sendable {
     let store: CounterStore
     let membership: ClusterMembership
     let settings: ClusterSettings
+    /// Counts the barriers some live node did not confirm in time.
+    let timeouts: Counter
 
     /// What a barrier that was met reports.
     struct Passed: Sendable {

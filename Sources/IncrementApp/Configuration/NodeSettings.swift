@@ -50,6 +50,7 @@ public struct NodeSettings: Sendable {
         Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.bufferShards, Keys.bufferMaxPendingKeys,
         Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushCommitWaitMs, Keys.flushRetryMaxMs,
         Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushLockMode, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
+        Keys.shutdownRefuseNewConnections,
         Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
         Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
         Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
@@ -95,6 +96,9 @@ public struct NodeSettings: Sendable {
         static let shutdownDrainMs = SettingDescriptor(
             key: "shutdown.drainMs", defaultValue: "1000",
             summary: "on SIGTERM, how long to keep serving with Connection: close before closing the listener")
+        static let shutdownRefuseNewConnections = SettingDescriptor(
+            key: "shutdown.refuseNewConnections", defaultValue: "false",
+            summary: "on SIGTERM, close the listener at once and keep open connections serving for the drain instead; for a balancer that keeps connecting to a stopping node (nginx resolving Docker's DNS), not for clients that cannot retry elsewhere")
         static let flushSpillDir = SettingDescriptor(
             key: "flush.spillDir", defaultValue: NodeSettings.defaultSpillDirectory,
             summary: "directory for batches the database cannot take at shutdown, replayed at start (relative: to the working directory; `off`: lose them instead)")
@@ -182,6 +186,7 @@ public struct NodeSettings: Sendable {
             maximumStaleness: try Keys.readinessMaxStalenessMs.milliseconds(from: reader, in: 10...3_600_000),
             migrateOnStart: try Keys.migrateOnStart.bool(from: reader)
         )
+        self.flush.refusesNewConnectionsWhileDraining = try Keys.shutdownRefuseNewConnections.bool(from: reader)
         self.cluster = ClusterSettings(
             advertisedAddress: Keys.clusterAdvertiseAddress.string(from: reader).flatMap { $0.isEmpty ? nil : $0 }
                 ?? Self.defaultAdvertisedAddress(host: self.host, port: self.port),

@@ -22,6 +22,11 @@ public struct FlushSettings: Sendable {
     /// How long a shutting-down node keeps serving with `Connection: close` before it stops
     /// accepting, so that balancers stop reusing its connections first.
     public var drainWindow: Duration
+    /// Whether a shutting-down node closes its listener at once and keeps its open connections
+    /// serving for ``drainWindow`` instead (``QuiesceDelayHandler``). New connections are then
+    /// refused, which nginx retries on another node; a client connecting directly, or through a
+    /// Kubernetes Service whose endpoints lag, would see the refusal itself.
+    public var refusesNewConnectionsWhileDraining = false
     /// Where batches that cannot be written at shutdown are kept, and replayed from at start.
     public var spillDirectory: String?
     /// The number of cluster shards (advisory locks); the same on every node.

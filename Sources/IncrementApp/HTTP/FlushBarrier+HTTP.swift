@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 
 extension FlushBarrier {
@@ -7,6 +8,7 @@ extension FlushBarrier {
         do {
             return try await self.pass()
         } catch let error as NotConfirmed {
+            self.timeouts.increment()
             logger.warning(
                 "flush barrier not confirmed",
                 metadata: ["barrier": "\(error.barrier)", "barrier.waitingFor": "\(error.nodes.joined(separator: ","))"]

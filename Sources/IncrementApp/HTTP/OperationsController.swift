@@ -44,20 +44,24 @@ struct OperationsController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func readyz(_ request: Request, context: Context) throws -> Response {
-        let reasons = self.health.unreadyReasons(
-            buffer: self.buffer,
-            maximumStaleness: self.maximumStaleness,
-            maximumFlushAge: self.maximumFlushAge
-        )
+        let reasons = self.unreadyReasons()
         guard reasons.isEmpty else {
             throw APIError(.notReady, reasons.joined(separator: "; "))
         }
         return Response.json(Status(status: "ready"))
     }
 
+    private func unreadyReasons() -> [String] {
+        self.health.unreadyReasons(
+            buffer: self.buffer,
+            maximumStaleness: self.maximumStaleness,
+            maximumFlushAge: self.maximumFlushAge
+        )
+    }
+
     @Sendable func scrape(_ request: Request, context: Context) -> Response {
         self.metrics.observe(self.buffer)
-        self.metrics.observe(self.health)
+        self.metrics.observe(self.health, unreadyReasons: self.unreadyReasons())
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 * 1024)
         self.registry.emit(into: &bytes)

@@ -26,6 +26,8 @@ public struct NodeMetrics: Sendable {
     let prunedIdempotencyKeys: Counter
     let databaseWritable: Gauge
     let databaseReachable: Gauge
+    let ready: Gauge
+    let barrierTimeouts: Counter
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -50,6 +52,8 @@ public struct NodeMetrics: Sendable {
         self.prunedIdempotencyKeys = Counter(label: "increment_idempotency_keys_pruned_total", factory: factory)
         self.databaseWritable = Gauge(label: "increment_database_writable", factory: factory)
         self.databaseReachable = Gauge(label: "increment_database_reachable", factory: factory)
+        self.ready = Gauge(label: "increment_ready", factory: factory)
+        self.barrierTimeouts = Counter(label: "increment_barrier_timeouts_total", factory: factory)
     }
 
     /// Brings the buffer gauges up to date (called before each scrape and after each flush).
@@ -59,10 +63,12 @@ public struct NodeMetrics: Sendable {
         self.oldestPendingAge.record(age.seconds)
     }
 
-    /// Brings the database gauges up to date: reachable 1 and writable 0 is a standby.
-    func observe(_ health: NodeHealth) {
+    /// Brings the database gauges up to date (reachable 1 and writable 0 is a standby), and
+    /// readiness: 1 when `/readyz` would answer `200`, given the reasons it would fail with.
+    func observe(_ health: NodeHealth, unreadyReasons: [String]) {
         let role = health.databaseRole
         self.databaseReachable.record(role == .unreachable ? 0 : 1)
         self.databaseWritable.record(role == .writable ? 1 : 0)
+        self.ready.record(unreadyReasons.isEmpty ? 1 : 0)
     }
 }
