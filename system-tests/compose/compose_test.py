@@ -75,13 +75,13 @@ class Compose:
         ids = self.containers("node")
         return len(ids) == count and all(self.inspect(i, "{{.State.Health.Status}}") == "healthy" for i in ids)
 
-    def psql(self, sql):
-        out = self("exec", "-T", "postgres", "psql", "-U", "postgres", "-d", "increment", "-Atc", sql).stdout
-        return [line.split("|") for line in out.splitlines() if line]
-
     def counters(self, prefix):
-        rows = self.psql(f"SELECT key, value FROM counters WHERE key LIKE '{prefix}%'")
-        return {key: int(value) for key, value in rows}
+        """The stored counters whose key starts with prefix. One JSON object, so that keys with any
+        character (the bad-input step stores keys holding "|" and newlines) come back whole."""
+        sql = ("SELECT coalesce(json_object_agg(key, value), '{}') FROM counters "
+               f"WHERE starts_with(key, '{prefix}')")
+        out = self("exec", "-T", "postgres", "psql", "-U", "postgres", "-d", "increment", "-Atc", sql).stdout
+        return {key: int(value) for key, value in json.loads(out).items()}
 
     def accepted(self, container):
         """The node's increment_accepted_total, read inside its container."""
