@@ -75,7 +75,8 @@ struct NodeComponents: Sendable {
     let activity = NodeActivity()
     let openWaits = OpenCommitWaits()
     let idempotency = IdempotencyTable()
-    let idempotencyLookup: IdempotencyLookup
+    let idempotencyLookup: CoalescedLookup<IdempotencyKey, IdempotencyRecord>
+    let counterReads: CoalescedLookup<CounterKey, Int64>
     let registry: PrometheusCollectorRegistry
     let documents: APIDocuments
     let logger: Logger
@@ -116,7 +117,19 @@ struct NodeComponents: Sendable {
             settings: settings.cluster,
             logger: flushLogger
         )
-        self.idempotencyLookup = IdempotencyLookup(store: self.store)
+        let store = self.store
+        self.idempotencyLookup = CoalescedLookup(name: "idempotency key", timeout: .seconds(1)) { keys, deadline in
+            try await store.idempotencyRecords(for: keys, deadline: deadline)
+        }
+        // A read waits at most 5 s for the database, then answers 503; one connection of the
+        // pool is left to the flusher.
+        self.counterReads = CoalescedLookup(
+            name: "counter",
+            concurrentQueries: max(1, settings.database.poolSize - 1),
+            timeout: .seconds(5)
+        ) { keys, deadline in
+            try await store.totals(forKeys: keys, deadline: deadline)
+        }
         self.barrier = FlushBarrier(
             store: self.store, membership: self.membership, settings: settings.cluster, timeouts: self.metrics.barrierTimeouts
         )
@@ -167,7 +180,7 @@ struct NodeComponents: Sendable {
                 )
             ),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
-            services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup],
+            services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup, self.counterReads],
             onServerRunning: onServerRunning,
             logger: self.logger
         )
@@ -198,7 +211,7 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             tokens: settings.accessTokens
         ).endpoints
     )
-    router.addRoutes(CounterController(store: node.store, barrier: node.barrier, readTimeout: .seconds(5), tokens: settings.accessTokens).endpoints)
+    router.addRoutes(CounterController(reads: node.counterReads, barrier: node.barrier, tokens: settings.accessTokens).endpoints)
     router.addRoutes(
         ClusterController(
             store: node.store, barrier: node.barrier, settings: settings.cluster, health: node.health, readTimeout: .seconds(5),

@@ -18,7 +18,8 @@ struct IncrementIntake: Sendable {
     let settings: FlushSettings
     let openWaits: OpenCommitWaits
     let idempotency: IdempotencyTable
-    let idempotencyLookup: IdempotencyLookup
+    /// Idempotency keys recorded by earlier flushes, looked up many per query.
+    let idempotencyLookup: CoalescedLookup<IdempotencyKey, IdempotencyRecord>
 
     /// What became of a request sent with an idempotency key.
     enum IdempotentAdmission: Sendable {
@@ -78,7 +79,7 @@ struct IncrementIntake: Sendable {
         // request is buffered all the same: the flush records the key once in any case.
         let recorded: IdempotencyRecord?
         do {
-            recorded = try await self.idempotencyLookup.record(for: request.key)
+            recorded = try await self.idempotencyLookup.value(for: request.key)
         } catch {
             logger.debug("idempotency key look-up failed", metadata: ["error": "\(describe(error))"])
             recorded = nil
