@@ -77,6 +77,8 @@ struct NodeComponents: Sendable {
     let idempotency = IdempotencyTable()
     let idempotencyLookup: CoalescedLookup<IdempotencyKey, IdempotencyRecord>
     let counterReads: CoalescedLookup<CounterKey, Int64>
+    let intake: IncrementIntake
+    let requestMetrics: RequestMetricsCache
     let registry: PrometheusCollectorRegistry
     let documents: APIDocuments
     let logger: Logger
@@ -86,6 +88,7 @@ struct NodeComponents: Sendable {
         factory.valueHistogramBuckets["increment_flush_batch_keys"] = NodeMetrics.batchKeysBuckets
         self.registry = registry
         self.metrics = NodeMetrics(factory: factory)
+        self.requestMetrics = RequestMetricsCache(factory: factory)
         self.health = NodeHealth()
         self.logger = logger
         self.documents = try APIDocuments.bundled()
@@ -133,6 +136,16 @@ struct NodeComponents: Sendable {
         self.barrier = FlushBarrier(
             store: self.store, membership: self.membership, settings: settings.cluster, timeouts: self.metrics.barrierTimeouts
         )
+        self.intake = IncrementIntake(
+            buffer: self.buffer,
+            flusher: self.flusher,
+            metrics: self.metrics,
+            activity: self.activity,
+            settings: settings.flush,
+            openWaits: self.openWaits,
+            idempotency: self.idempotency,
+            idempotencyLookup: self.idempotencyLookup
+        )
     }
 
     /// The node's services as ``runNode(settings:logger:registry:)`` runs them: the application,
@@ -170,16 +183,18 @@ struct NodeComponents: Sendable {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let drain = settings.flush
+        let writes = settings.answersWritesOnEventLoop ? self.eventLoopWrites(settings: settings) : nil
         return Application(
             router: buildRouter(node: self, settings: settings),
-            // Evaluated for each connection: a handler of its own.
+            // Evaluated for each connection: handlers of its own.
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: drain.refusesNewConnectionsWhileDraining
-                        ? [QuiesceDelayHandler(hold: TimeAmount(drain.drainWindow))] : []
+                    additionalChannelHandlers: (drain.refusesNewConnectionsWhileDraining
+                        ? [QuiesceDelayHandler(hold: TimeAmount(drain.drainWindow))] : [])
+                        + (writes.map { [EventLoopWriteHandler(writes: $0)] } ?? [])
                 )
             ),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "increment-node"),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: Self.serverName),
             services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup, self.counterReads],
             onServerRunning: onServerRunning,
             logger: self.logger
@@ -187,25 +202,35 @@ struct NodeComponents: Sendable {
     }
 }
 
+extension NodeComponents {
+    /// The `Server` header of every answer.
+    static let serverName = "increment-node"
+
+    /// The plain write path's decisions, shared by every connection's ``EventLoopWriteHandler``.
+    func eventLoopWrites(settings: NodeSettings) -> EventLoopWrites {
+        EventLoopWrites(
+            intake: self.intake,
+            health: self.health,
+            activity: self.activity,
+            tokens: settings.accessTokens,
+            maximumBodyBytes: settings.maximumBodyBytes,
+            serverName: Self.serverName,
+            requestMetrics: self.requestMetrics,
+            answered: self.metrics.eventLoopWrites
+        )
+    }
+}
+
 /// The routes and middleware of a node.
 func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: RequestMetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware(cache: node.requestMetrics))
     router.add(middleware: ConnectionMiddleware(health: node.health, activity: node.activity))
     let routeMethods = RouteMethods()
     router.add(middleware: JSONErrorMiddleware(routes: routeMethods))
     router.addRoutes(
         IncrementController(
-            intake: IncrementIntake(
-                buffer: node.buffer,
-                flusher: node.flusher,
-                metrics: node.metrics,
-                activity: node.activity,
-                settings: settings.flush,
-                openWaits: node.openWaits,
-                idempotency: node.idempotency,
-                idempotencyLookup: node.idempotencyLookup
-            ),
+            intake: node.intake,
             maximumBodyBytes: settings.maximumBodyBytes,
             maximumBatchItems: settings.maximumBatchItems,
             tokens: settings.accessTokens

@@ -6,6 +6,8 @@ import NIOPosix
 /// a test client that pools or reconnects would hide).
 final class RawHTTPConnection {
     struct Answer {
+        /// The status line and header lines as sent.
+        let head: String
         let status: Int
         /// Header names lowercased.
         let headers: [String: String]
@@ -49,6 +51,16 @@ final class RawHTTPConnection {
         return try await self.readAnswer()
     }
 
+    /// Sends `bytes` as they are (one request or several, pipelined) and reads `count` answers.
+    func exchange(_ bytes: String, answers count: Int) async throws -> [Answer] {
+        try await self.outbound.write(ByteBuffer(string: bytes))
+        var answers: [Answer] = []
+        for _ in 0..<count {
+            answers.append(try await self.readAnswer())
+        }
+        return answers
+    }
+
     /// Waits until the server closes the connection, reading (and dropping) anything it sends.
     func waitUntilClosed() async {
         while let part = try? await self.inbound.next() {
@@ -74,7 +86,7 @@ final class RawHTTPConnection {
                 if self.received.readableBytes >= headLength + length {
                     self.received.moveReaderIndex(forwardBy: headLength)
                     let body = self.received.readString(length: length) ?? ""
-                    return Answer(status: status, headers: headers, body: body)
+                    return Answer(head: headText, status: status, headers: headers, body: body)
                 }
             }
             guard var more = try await self.inbound.next() else { throw ConnectionClosed() }

@@ -14,26 +14,37 @@ struct RequireScope<Context: RequestContext>: RouterMiddleware {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard let authorization = request.headers[.authorization] else {
-            throw APIError(
-                .unauthorized, "this route needs a bearer token with the \(self.scope.rawValue) scope",
+        if let refusal = self.tokens.refusal(authorization: request.headers[.authorization], scope: self.scope) {
+            throw refusal
+        }
+        return try await next(request, context)
+    }
+}
+
+extension AccessTokens {
+    /// Why a request with this `Authorization` header may not use a route needing `scope`; nil
+    /// when it may.
+    func refusal(authorization: String?, scope: AccessScope) -> APIError? {
+        guard let authorization else {
+            return APIError(
+                .unauthorized, "this route needs a bearer token with the \(scope.rawValue) scope",
                 headers: [.wwwAuthenticate: #"Bearer realm="increment""#])
         }
         guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer ",
-            let scopes = self.tokens.scopes(of: authorization.dropFirst(7))
+            let scopes = self.scopes(of: authorization.dropFirst(7))
         else {
-            throw APIError(
+            return APIError(
                 .unauthorized, "the bearer token is not valid",
                 headers: [.wwwAuthenticate: #"Bearer realm="increment", error="invalid_token""#])
         }
-        guard scopes.contains(self.scope) || scopes.contains(.admin) else {
-            throw APIError(
-                .forbidden, "the token lacks the \(self.scope.rawValue) scope",
+        guard scopes.contains(scope) || scopes.contains(.admin) else {
+            return APIError(
+                .forbidden, "the token lacks the \(scope.rawValue) scope",
                 headers: [
-                    .wwwAuthenticate: #"Bearer realm="increment", error="insufficient_scope", scope="\#(self.scope.rawValue)""#
+                    .wwwAuthenticate: #"Bearer realm="increment", error="insufficient_scope", scope="\#(scope.rawValue)""#
                 ])
         }
-        return try await next(request, context)
+        return nil
     }
 }
 

@@ -23,9 +23,19 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// The response carrying this error.
     public func response() -> Response {
-        var response = Response.json(ErrorBody(error: self.code.rawValue, message: self.message), status: self.status)
+        self.response(body: self.jsonBody)
+    }
+
+    /// The response carrying this error, whose body `jsonBody` gave.
+    func response(body: ByteBuffer) -> Response {
+        var response = Response.json(bytes: body, status: self.status)
         response.headers.append(contentsOf: self.headers)
         return response
+    }
+
+    /// `{"error": code, "message": text}`.
+    var jsonBody: ByteBuffer {
+        Response.jsonBytes(ErrorBody(error: self.code.rawValue, message: self.message))
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

@@ -24,12 +24,20 @@ public struct ConnectionMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         self.activity.recordRequest()
         var response = try await next(request, context)
-        if self.health.isShuttingDown {
-            response.headers[.connection] = "close"
-        } else if let connection = request.headers[.connection], Self.asksForKeepAlive(connection) {
-            response.headers[.connection] = "keep-alive"
+        if let connection = ConnectionHeader.value(answering: request.headers, shuttingDown: self.health.isShuttingDown) {
+            response.headers[.connection] = connection
         }
         return response
+    }
+}
+
+/// The `Connection` header of an answer, for ``ConnectionMiddleware`` and ``EventLoopWrites``.
+enum ConnectionHeader {
+    /// The header's value in the answer to a request with `requestHeaders`; nil: none.
+    static func value(answering requestHeaders: HTTPFields, shuttingDown: Bool) -> String? {
+        if shuttingDown { return "close" }
+        if let connection = requestHeaders[.connection], Self.asksForKeepAlive(connection) { return "keep-alive" }
+        return nil
     }
 
     static func asksForKeepAlive(_ header: String) -> Bool {

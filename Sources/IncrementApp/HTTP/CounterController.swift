@@ -102,7 +102,7 @@ struct CounterController<Context: RequestContext>: Sendable {
         body.writeStaticString(#","value":"#)
         body.writeString(String(value))
         body.writeStaticString("}")
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+        return Response.json(bytes: body)
     }
 
     /// The percent-decoded key after `/counters/`, checked against the key rules.

@@ -4,19 +4,23 @@ import Hummingbird
 extension Response {
     /// A JSON response of `value`.
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
-        let body: ByteBuffer
+        Self.json(bytes: Self.jsonBytes(value), status: status)
+    }
+
+    /// A JSON response whose body is `bytes`.
+    static func json(bytes: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: bytes))
+    }
+
+    /// `value` as the contract's JSON: keys sorted, slashes not escaped.
+    static func jsonBytes(_ value: some Encodable) -> ByteBuffer {
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            body = ByteBuffer(bytes: try encoder.encode(value))
+            return ByteBuffer(bytes: try encoder.encode(value))
         } catch {
             // Only our own small structs are encoded here; they cannot fail.
-            body = ByteBuffer(string: #"{"error":"internal","message":"response encoding failed"}"#)
+            return ByteBuffer(string: #"{"error":"internal","message":"response encoding failed"}"#)
         }
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: body)
-        )
     }
 }

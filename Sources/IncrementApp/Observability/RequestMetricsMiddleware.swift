@@ -12,7 +12,8 @@ import Synchronization
 /// answered about 8% fewer requests per second with it. The bodies here are small and whole, so
 /// this records when the handler returns; the duration leaves out the socket write alone.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    private let cache = RequestMetricsCache()
+    /// The metric handles, shared with ``EventLoopWrites``.
+    let cache: RequestMetricsCache
 
     func handle(
         _ request: Request,
@@ -41,7 +42,9 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The metric handles of each route, method and status seen, made once.
+/// The metric handles of each route, method and status seen, made once, in the node's own
+/// factory (as ``NodeMetrics`` are): created on an event loop or in a test's task, they land in
+/// the registry `GET /metrics` serves.
 final class RequestMetricsCache: Sendable {
     struct EndpointID: Hashable {
         let route: String
@@ -54,30 +57,36 @@ final class RequestMetricsCache: Sendable {
         let duration: Metrics.Timer
         let errors: Counter
 
-        init(_ id: EndpointID) {
+        init(_ id: EndpointID, factory: any MetricsFactory) {
             let dimensions = [
                 ("http.route", id.route), ("http.request.method", id.method.rawValue),
                 ("http.response.status_code", String(id.status)),
             ]
-            self.requests = Counter(label: "hb.requests", dimensions: dimensions)
+            self.requests = Counter(label: "hb.requests", dimensions: dimensions, factory: factory)
             self.duration = Metrics.Timer(
-                label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds)
+                label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
             self.errors = Counter(
                 label: "hb.request.errors",
                 dimensions: [
                     ("http.route", id.route), ("http.request.method", id.method.rawValue), ("error.type", String(id.status)),
-                ]
+                ],
+                factory: factory
             )
         }
     }
 
+    private let factory: any MetricsFactory
     private let endpoints = Mutex<[EndpointID: EndpointMetrics]>([:])
     private let active = Mutex<[HTTPRequest.Method: Meter]>([:])
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
 
     func endpoint(_ id: EndpointID) -> EndpointMetrics {
         self.endpoints.withLock { endpoints in
             if let metrics = endpoints[id] { return metrics }
-            let metrics = EndpointMetrics(id)
+            let metrics = EndpointMetrics(id, factory: self.factory)
             endpoints[id] = metrics
             return metrics
         }
@@ -86,7 +95,8 @@ final class RequestMetricsCache: Sendable {
     func activeRequests(method: HTTPRequest.Method) -> Meter {
         self.active.withLock { active in
             if let meter = active[method] { return meter }
-            let meter = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method.rawValue)])
+            let meter = Meter(
+                label: "http.server.active_requests", dimensions: [("http.request.method", method.rawValue)], factory: self.factory)
             active[method] = meter
             return meter
         }
