@@ -2,18 +2,24 @@
 """One performance report: the cluster beside every alternative, measured in one run.
 
 Starts a throwaway PostgreSQL, three release nodes and nginx fronts for 1, 2 and 3 of them (one of
-them also speaking HTTP/2 cleartext), nginx answering 202 by itself (the machine's ceiling) and a
-redis-server; then runs every scenario with the same tool settings, one after another:
+them also speaking HTTP/2 cleartext), nginx answering 202 by itself (the machine's ceiling), the
+floor (loadtest/floor: a bare SwiftNIO server answering 202 from its channel handler, and the same
+parsing the body into one of 16 mutex-guarded dictionaries) and a redis-server; then runs every
+scenario with the same tool settings, one after another:
 
-  the ceiling; one node directly; nginx + 1, 2, 3 nodes; many keys, one hot key, a Zipf mix;
+  the ceiling; the floor, bare and parsing; one node directly; nginx + 1, 2, 3 nodes; many keys,
+  one hot key, a Zipf mix; GET /counters/{key} over 10,000 stored keys at one node and through
+  nginx, beside pgbench's prepared SELECT of one key and redis GET;
   wait=commit; /increments with 100 and 1,000 items (and 1,000 at one node directly); ab -k as
   users run it; per-request INSERT ... ON CONFLICT with pgbench (same key mixes and
   concurrency); redis INCR plain and pipelined (redis-benchmark); HTTP/2 with h2load at 1, 10 and
   100 streams per connection beside h2load --h1; one flush of 1M keys beside the bare upsert of
   the same keys, and SIGTERM to a node holding 1M pending keys beside the bare statement in psql.
 
-Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, PostgreSQL
-commits/s and rows written/s, node RSS, and for the cluster's scenarios the exactness check: per
+Per scenario: requests/s and increments/s, p50/p99/p99.9, errors, ratio to the ceiling, CPU per
+request of the servers under test (nodes, nginx, the floor: utime + stime from /proc over the run)
+and of PostgreSQL, PostgreSQL commits/s and rows written/s, node RSS, and for the cluster's
+scenarios the exactness check: per
 key, stored <= sent and, over all keys, sent - stored <= one request in flight per connection.
 Writes REPORT.md and SVG plots to --out (default loadtest/report).
 
@@ -38,6 +44,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO_LUA = os.path.join(ROOT, "loadtest", "scenario.lua")
+READ_PREFIX = "read-"  # the 10,000 keys the read scenarios ask for, stored before them
 
 
 def free_port():
@@ -48,6 +55,19 @@ def free_port():
 
 def run(args, **kwargs):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs).stdout
+
+
+def cpu_seconds(pid, children=False):
+    """utime + stime of `pid` (and of its reaped children: cutime + cstime), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
 
 
 def built(product, debug):
@@ -146,6 +166,7 @@ class Stack:
         for count in range(1, nodes + 1):
             self.fronts[count] = self.start_front(self.node_ports[:count], http2=count == nodes)
         self.ceiling = self.start_ceiling()
+        self.floor = {mode: self.start_floor(mode, debug) for mode in ("bare", "parsing")}
         self.redis_port = free_port()
         self.processes.append(subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -181,7 +202,7 @@ class Stack:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         subprocess.run([nginx, "-p", run_dir, "-c", f"{run_dir}/nginx.conf"], check=True)
         self.nginx_dirs.append(run_dir)
-        return {"port": port, "h2_port": h2_port}
+        return {"port": port, "h2_port": h2_port, "dir": run_dir}
 
     def start_ceiling(self):
         run_dir = tempfile.mkdtemp(dir=self.dir, prefix="ceiling.")
@@ -196,7 +217,47 @@ http {{ access_log off; client_body_temp_path {run_dir}; proxy_temp_path {run_di
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         subprocess.run([nginx, "-p", run_dir, "-c", f"{run_dir}/nginx.conf"], check=True)
         self.nginx_dirs.append(run_dir)
+        self.ceiling_dir = run_dir
         return port
+
+    def start_floor(self, mode, debug):
+        """The bare SwiftNIO server of loadtest/floor, on a port of its own: its port and pid."""
+        package = os.path.join(ROOT, "loadtest", "floor")
+        configuration = "debug" if debug else "release"
+        subprocess.run(["swift", "build", "-c", configuration, "--package-path", package], check=True,
+                       stdout=subprocess.DEVNULL)
+        port = free_port()
+        process = subprocess.Popen([os.path.join(package, ".build", configuration, "increment-floor"), str(port)]
+                                   + (["--parse"] if mode == "parsing" else []), stdout=subprocess.DEVNULL)
+        self.processes.append(process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return {"port": port, "pid": process.pid}
+
+    def nginx_pids(self, run_dir):
+        with open(f"{run_dir}/nginx.pid") as f:
+            master = int(f.read().strip())
+        return [master] + child_pids(master)
+
+    def front_pids(self, count):
+        return self.node_pids[:count] + self.nginx_pids(self.fronts[count]["dir"])
+
+    def postgres_cpu(self):
+        """Every PostgreSQL process's CPU so far: the postmaster with its reaped backends, and the live ones."""
+        with open(f"{self.dir}/pg/data/postmaster.pid") as f:
+            postmaster = int(f.readline())
+        total = cpu_seconds(postmaster, children=True)
+        for pid in child_pids(postmaster):
+            try:
+                total += cpu_seconds(pid)
+            except OSError:
+                pass  # ended meanwhile: counted in the postmaster's next reading
+        return total
 
     def rss_mib(self):
         sizes = []
@@ -238,9 +299,12 @@ class Report:
         self.failures = []  # the exactness checks that did not hold
 
     def record(self, name, group, requests_per_s, items, p50=None, p99=None, p999=None, errors=0, pg=None,
-               exact=None, nodes=None):
+               exact=None, nodes=None, cpu=None):
         row = {"name": name, "group": group, "requests_per_s": requests_per_s, "increments_per_s": requests_per_s * items,
-               "p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "errors": errors, "exact": exact, "nodes": nodes}
+               "p50_ms": p50, "p99_ms": p99, "p999_ms": p999, "errors": errors, "exact": exact, "nodes": nodes,
+               "server_cpu_us": None, "pg_cpu_us": None}
+        if cpu:
+            row.update(cpu)
         if pg:
             row.update(pg)
         row["rss_mib"] = self.stack.rss_mib()
@@ -250,21 +314,36 @@ class Report:
             figures += f" = {requests_per_s * items:,.0f} increments/s"
         if p99 is not None:
             figures += f", p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        if row["server_cpu_us"] is not None:
+            figures += f", server CPU {row['server_cpu_us']:.1f} µs/request"
+        if row["pg_cpu_us"] is not None:
+            figures += f", PostgreSQL CPU {row['pg_cpu_us']:.1f} µs/request"
         print(f"  {name}: {figures}, errors {errors}" + (f", exact: {exact}" if exact else ""), flush=True)
 
-    def wrk(self, name, group, port, mode="uniform", items=0, wait=False, keys=10_000, nodes=None, counted=True):
+    def wrk(self, name, group, port, mode="uniform", items=0, wait=False, keys=10_000, nodes=None, counted=True,
+            servers=(), read_prefix=None):
+        """One wrk run; `servers`: the pids whose CPU per request is reported; `read_prefix`: GET
+        /counters/{read_prefix}{k} instead of writes."""
         self.scenario_number += 1
-        prefix = f"r{self.scenario_number}-"
-        env = dict(os.environ, MODE=mode, KEYS=str(keys), PREFIX=prefix, ITEMS=str(items), WAIT="1" if wait else "0")
+        prefix = read_prefix or f"r{self.scenario_number}-"
+        env = dict(os.environ, MODE=mode, KEYS=str(keys), PREFIX=prefix, ITEMS=str(items), WAIT="1" if wait else "0",
+                   READ="1" if read_prefix else "0")
         before = self.stack.pg_counters()
+        cpu_before = [cpu_seconds(pid) for pid in servers], self.stack.postgres_cpu()
         started = time.monotonic()
         out = run(["wrk", "-t2", f"-c{self.connections}", f"-d{self.seconds}s", "-s", SCENARIO_LUA,
                    f"http://127.0.0.1:{port}"], env=env)
         elapsed = time.monotonic() - started
+        cpu_after = [cpu_seconds(pid) for pid in servers], self.stack.postgres_cpu()
         result = json.loads(out.split("report: ", 1)[1].splitlines()[0])
         seconds = result["duration_us"] / 1e6
         requests_per_s = result["requests"] / seconds
         errors = result["status_errors"] + result["socket_errors"]
+        requests = max(result["requests"], 1)
+        cpu = {"server_cpu_us": (sum(cpu_after[0]) - sum(cpu_before[0])) / requests * 1e6 if servers else None,
+               "pg_cpu_us": (cpu_after[1] - cpu_before[1]) / requests * 1e6}
+        if read_prefix:
+            counted = False
         pg, exact = None, None
         if counted:
             self.flush_cluster()
@@ -273,7 +352,7 @@ class Report:
             pg = {"commits_per_s": (after[0] - before[0]) / elapsed, "rows_per_s": (after[1] - before[1]) / elapsed}
             exact = self.check(mode, keys, prefix, result, max(items, 1))
         self.record(name, group, requests_per_s, max(items, 1), result["p50_us"] / 1000, result["p99_us"] / 1000,
-                    result["p999_us"] / 1000, errors, pg, exact, nodes)
+                    result["p999_us"] / 1000, errors, pg, exact, nodes, cpu)
 
     def flush_cluster(self, bound=120):
         """POST /flush until every node has written what it accepted: after a heavy scenario a node's
@@ -333,33 +412,40 @@ class Report:
                     failed + non2xx, {"commits_per_s": (after[0] - before[0]) / elapsed,
                                       "rows_per_s": (after[1] - before[1]) / elapsed}, exact)
 
-    def pgbench(self, name, mode, keys=10_000):
+    def pgbench(self, name, mode, keys=10_000, read_prefix=None, group="alternative"):
+        """pgbench, prepared: the per-request upsert, or with `read_prefix` a SELECT of one stored key."""
         url = self.stack.database_url
         psql(url, "CREATE TABLE IF NOT EXISTS bench_counters (key text PRIMARY KEY, value bigint NOT NULL)")
         pick = {"uniform": f"\\set k random(0, {keys - 1})", "hot": "\\set k 0",
                 "zipf": f"\\set k random_zipfian(0, {keys - 1}, 1.1)"}[mode]
-        script = os.path.join(self.stack.dir, f"pgbench-{mode}.sql")
+        script = os.path.join(self.stack.dir, f"pgbench-{mode}{'-read' if read_prefix else ''}.sql")
         with open(script, "w") as f:
-            f.write(f"{pick}\nINSERT INTO bench_counters (key, value) VALUES ('k' || :k, 1) "
-                    f"ON CONFLICT (key) DO UPDATE SET value = bench_counters.value + 1;\n")
+            if read_prefix:
+                f.write(f"{pick}\nSELECT value FROM counters WHERE key = '{read_prefix}' || :k;\n")
+            else:
+                f.write(f"{pick}\nINSERT INTO bench_counters (key, value) VALUES ('k' || :k, 1) "
+                        f"ON CONFLICT (key) DO UPDATE SET value = bench_counters.value + 1;\n")
         before = self.stack.pg_counters()
+        pg_before = self.stack.postgres_cpu()
         out = run(["pgbench", "-n", "-M", "prepared", "-c", str(self.connections), "-j", "2", "-T", str(self.seconds),
                    "-f", script, url])
         after = self.stack.pg_counters()
         tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        transactions = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
         latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
-        self.record(name, "alternative", tps, 1, latency, None, None, 0,
+        self.record(name, group, tps, 1, latency, None, None, 0,
                     {"commits_per_s": (after[0] - before[0]) / self.seconds,
-                     "rows_per_s": (after[1] - before[1]) / self.seconds})
+                     "rows_per_s": (after[1] - before[1]) / self.seconds},
+                    cpu={"pg_cpu_us": (self.stack.postgres_cpu() - pg_before) / max(transactions, 1) * 1e6})
 
-    def redis(self, name, pipeline):
+    def redis(self, name, pipeline, command="incr", group="alternative"):
         requests = max(100_000, int(self.seconds * (400_000 if pipeline > 1 else 60_000)))
-        out = run(["redis-benchmark", "-p", str(self.stack.redis_port), "-t", "incr", "-c", str(self.connections),
+        out = run(["redis-benchmark", "-p", str(self.stack.redis_port), "-t", command, "-c", str(self.connections),
                    "-n", str(requests), "-r", "10000", "-P", str(pipeline), "--csv"])
-        row = [line for line in out.splitlines() if line.startswith('"INCR"')][0]
+        row = [line for line in out.splitlines() if line.startswith(f'"{command.upper()}"')][0]
         fields = [field.strip('"') for field in row.split(",")]
         # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
-        self.record(name, "alternative", float(fields[1]), 1, float(fields[4]), float(fields[6]))
+        self.record(name, group, float(fields[1]), 1, float(fields[4]), float(fields[6]))
 
     def h2load(self, name, port, streams, h1=False):
         body = os.path.join(self.stack.dir, "h2-body.json")
@@ -442,6 +528,48 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB, {platform.system()} {platform.release()}"
 
 
+def targets(rows):
+    """The performance targets, each checked against this run's rows, as Markdown table lines."""
+    by_name = {r["name"]: r for r in rows}
+
+    def row(name):
+        return by_name.get(name)
+
+    node, floor = row("one node directly"), row("bare SwiftNIO server answering 202 (floor)")
+    two, ceiling = row("nginx + 2 nodes"), row("nginx answering 202 itself (ceiling)")
+    node_read, front_read = row("one node directly, GET /counters/{key}"), row("nginx + 3 nodes, GET /counters/{key}")
+    front, pgbench = row("nginx + 3 nodes"), row("pgbench prepared SELECT of one key")
+    checks = []
+    if node and floor:
+        ratio = node["requests_per_s"] / floor["requests_per_s"]
+        checks.append(("one node, POST /increment: req/s ≥ 0.8 × the floor's", f"{ratio:.2f}", ratio >= 0.8))
+        if node["server_cpu_us"] and floor["server_cpu_us"]:
+            ratio = node["server_cpu_us"] / floor["server_cpu_us"]
+            checks.append(("one node: CPU per request ≤ 1.5 × the floor's", f"{ratio:.2f}", ratio <= 1.5))
+    if two and ceiling:
+        ratio = two["requests_per_s"] / ceiling["requests_per_s"]
+        checks.append(("nginx + 2 nodes: req/s ≥ 0.3 × the ceiling's", f"{ratio:.2f}", ratio >= 0.3))
+        checks.append(("nginx + 2 nodes: p99 ≤ 10 ms", f"{two['p99_ms']:.2f} ms", two["p99_ms"] <= 10))
+        checks.append(("nginx + 2 nodes: no error", str(two["errors"]), two["errors"] == 0))
+    if node_read and node:
+        ratio = node_read["requests_per_s"] / node["requests_per_s"]
+        checks.append(("one node: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.2f}", ratio >= 0.8))
+    if node_read and pgbench:
+        ratio = node_read["requests_per_s"] / pgbench["requests_per_s"]
+        checks.append(("one node: GET req/s above pgbench's prepared SELECT", f"{ratio:.2f}", ratio > 1))
+    if node_read and node_read["pg_cpu_us"] is not None:
+        # 167-178 µs of PostgreSQL CPU per read were measured before reads were coalesced.
+        checks.append(("one node: PostgreSQL CPU per read ≤ 1/5 of 167 µs", f"{node_read['pg_cpu_us']:.1f} µs",
+                       node_read["pg_cpu_us"] <= 167 / 5))
+    if front_read and front:
+        ratio = front_read["requests_per_s"] / front["requests_per_s"]
+        checks.append(("nginx + 3 nodes: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.2f}", ratio >= 0.8))
+    if front_read and front_read["pg_cpu_us"] is not None:
+        checks.append(("nginx + 3 nodes: PostgreSQL CPU per read ≤ 1/5 of 167 µs", f"{front_read['pg_cpu_us']:.1f} µs",
+                       front_read["pg_cpu_us"] <= 167 / 5))
+    return [f"| {name} | {value} | {'yes' if met else 'no'} |" for name, value, met in checks]
+
+
 def write_report(rows, out, seconds, connections, plots_python, flush_table=None):
     os.makedirs(out, exist_ok=True)
     ceiling = next(r["requests_per_s"] for r in rows if r["group"] == "ceiling")
@@ -453,8 +581,8 @@ def write_report(rows, out, seconds, connections, plots_python, flush_table=None
         f"{seconds} s with {connections} connections and 2 threads, one after another, in one run; keys are 10,000 "
         "unless the scenario says otherwise.", "",
         "| scenario | requests/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | ratio to ceiling | "
-        "PG commits/s | PG rows/s | node RSS MiB | exact |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "server CPU µs/req | PG CPU µs/req | PG commits/s | PG rows/s | node RSS MiB | exact |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
 
     def number(value, digits=0):
@@ -464,18 +592,24 @@ def write_report(rows, out, seconds, connections, plots_python, flush_table=None
         lines.append(
             f"| {r['name']} | {number(r['requests_per_s'])} | {number(r['increments_per_s'])} | {number(r['p50_ms'], 2)} | "
             f"{number(r['p99_ms'], 2)} | {number(r['p999_ms'], 2)} | {r['errors']} | {r['requests_per_s'] / ceiling:.2f} | "
-            f"{number(r.get('commits_per_s'))} | {number(r.get('rows_per_s'))} | {', '.join(map(str, r['rss_mib']))} | "
+            f"{number(r.get('server_cpu_us'), 1)} | {number(r.get('pg_cpu_us'), 1)} | {number(r.get('commits_per_s'))} | {number(r.get('rows_per_s'))} | {', '.join(map(str, r['rss_mib']))} | "
             f"{r['exact'] or ''} |")
     lines += ["", "Ratios of each cluster scenario's increments/s to each alternative's:", "",
               "| scenario | " + " | ".join(alternatives) + " |", "| --- |" + " ---: |" * len(alternatives)]
     for r in rows:
         if r["group"] == "cluster":
             lines.append(f"| {r['name']} | " + " | ".join(f"{r['increments_per_s'] / v:.2f}" for v in alternatives.values()) + " |")
+    lines += ["", "## Targets", "", "Each a ratio of two rows above, measured in this run.", "",
+              "| target | measured | met |", "| --- | ---: | --- |"] + targets(rows)
     lines += ["", "pgbench rows: one `INSERT ... ON CONFLICT DO UPDATE` per transaction, prepared, same key mix; the "
               "latency column there is pgbench's average. redis rows: `redis-benchmark -t incr -r 10000`; its p50/p99 "
               "columns are redis-benchmark's. HTTP/2 rows: h2load against nginx's HTTP/2 cleartext port (prior "
               "knowledge) at 1, 10 and 100 streams per connection, beside `h2load --h1` against its HTTP/1.1 port; "
-              "their latency column is h2load's mean. At 100 streams, 64 connections carry 6,400 requests at once, past "
+              "their latency column is h2load's mean. Server CPU: utime + stime of the processes answering (the "
+              "node; nginx's master and workers and the nodes behind it; the floor; nginx for the ceiling) over the "
+              "run, divided by its requests; PostgreSQL CPU likewise over every server process, the barrier polls and "
+              "heartbeats of the three idle nodes included. pgbench's SELECT row: prepared, one stored key per "
+              "transaction; redis GET: `redis-benchmark -t get -r 10000` after as many SETs. At 100 streams, 64 connections carry 6,400 requests at once, past "
               "nginx's limit of 1,000 requests in progress per client address, and nginx answers the rest 429: the "
               "errors there are that limit at work. HTTP/2 is not part of the shipped nginx configuration: it did not "
               "help (see the rows). "
@@ -545,11 +679,26 @@ def main():
     try:
         fronts = stack.fronts
         print("scenarios:", flush=True)
-        report.wrk("nginx answering 202 itself (ceiling)", "ceiling", stack.ceiling, counted=False)
-        report.wrk("one node directly", "cluster", stack.node_ports[0], nodes=None)
+        report.wrk("nginx answering 202 itself (ceiling)", "ceiling", stack.ceiling, counted=False,
+                   servers=stack.nginx_pids(stack.ceiling_dir))
+        report.wrk("bare SwiftNIO server answering 202 (floor)", "floor", stack.floor["bare"]["port"], counted=False,
+                   servers=[stack.floor["bare"]["pid"]])
+        report.wrk("bare SwiftNIO server, parsing into 16 locked dictionaries", "floor", stack.floor["parsing"]["port"],
+                   counted=False, servers=[stack.floor["parsing"]["pid"]])
+        report.wrk("one node directly", "cluster", stack.node_ports[0], nodes=None, servers=stack.node_pids[:1])
         for count in sorted(fronts):
-            report.wrk(f"nginx + {count} node{'s' if count > 1 else ''}", "cluster", fronts[count]["port"], nodes=count)
+            report.wrk(f"nginx + {count} node{'s' if count > 1 else ''}", "cluster", fronts[count]["port"], nodes=count,
+                       servers=stack.front_pids(count))
         big = fronts[max(fronts)]["port"]
+        psql(stack.database_url, f"INSERT INTO counters (key, value) SELECT '{READ_PREFIX}' || g, g "
+                                 "FROM generate_series(0, 9999) AS g ON CONFLICT (key) DO NOTHING")
+        report.wrk("one node directly, GET /counters/{key}", "reads", stack.node_ports[0], read_prefix=READ_PREFIX,
+                   servers=stack.node_pids[:1])
+        report.wrk("nginx + 3 nodes, GET /counters/{key}", "reads", big, read_prefix=READ_PREFIX,
+                   servers=stack.front_pids(max(fronts)))
+        report.pgbench("pgbench prepared SELECT of one key", "uniform", read_prefix=READ_PREFIX, group="read alternative")
+        run(["redis-benchmark", "-p", str(stack.redis_port), "-t", "set", "-n", "20000", "-r", "10000", "-q"])
+        report.redis("redis GET", 1, command="get", group="read alternative")
         report.wrk("nginx + 3 nodes, one hot key", "cluster", big, mode="hot")
         report.wrk("nginx + 3 nodes, Zipf mix (s = 1.1)", "cluster", big, mode="zipf")
         report.wrk("nginx + 3 nodes, wait=commit", "cluster", big, wait=True)

@@ -6,12 +6,14 @@
 --   PREFIX   key prefix, one per scenario (default "s-")
 --   ITEMS    0: POST /increment; N > 0: POST /increments with N items
 --   WAIT     1: ?wait=commit
+--   READ     1: GET /counters/{PREFIX}{k} of stored keys instead of writes
 -- done() prints one line "report: {json}" with the latency percentiles and each thread's count.
 local mode = os.getenv("MODE") or "uniform"
 local keys = tonumber(os.getenv("KEYS") or "10000")
 local prefix = os.getenv("PREFIX") or "s-"
 local items = tonumber(os.getenv("ITEMS") or "0")
 local wait = os.getenv("WAIT") == "1"
+local read = os.getenv("READ") == "1"
 
 local threads = {}
 setup = function(thread)
@@ -60,6 +62,10 @@ end
 
 request = function()
     count = count + 1
+    if read then
+        items_sent = items_sent + 1
+        return wrk.format("GET", string.format("/counters/%s%d", prefix, key_index(tid, items_sent)))
+    end
     local body
     if items > 0 then
         local parts = {}
