@@ -542,28 +542,28 @@ def targets(rows):
     checks = []
     if node and floor:
         ratio = node["requests_per_s"] / floor["requests_per_s"]
-        checks.append(("one node, POST /increment: req/s ≥ 0.8 × the floor's", f"{ratio:.2f}", ratio >= 0.8))
+        checks.append(("one node, POST /increment: req/s ≥ 0.8 × the floor's", f"{ratio:.3f}", ratio >= 0.8))
         if node["server_cpu_us"] and floor["server_cpu_us"]:
             ratio = node["server_cpu_us"] / floor["server_cpu_us"]
-            checks.append(("one node: CPU per request ≤ 1.5 × the floor's", f"{ratio:.2f}", ratio <= 1.5))
+            checks.append(("one node: CPU per request ≤ 1.5 × the floor's", f"{ratio:.3f}", ratio <= 1.5))
     if two and ceiling:
         ratio = two["requests_per_s"] / ceiling["requests_per_s"]
-        checks.append(("nginx + 2 nodes: req/s ≥ 0.3 × the ceiling's", f"{ratio:.2f}", ratio >= 0.3))
+        checks.append(("nginx + 2 nodes: req/s ≥ 0.3 × the ceiling's", f"{ratio:.3f}", ratio >= 0.3))
         checks.append(("nginx + 2 nodes: p99 ≤ 10 ms", f"{two['p99_ms']:.2f} ms", two["p99_ms"] <= 10))
         checks.append(("nginx + 2 nodes: no error", str(two["errors"]), two["errors"] == 0))
     if node_read and node:
         ratio = node_read["requests_per_s"] / node["requests_per_s"]
-        checks.append(("one node: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.2f}", ratio >= 0.8))
+        checks.append(("one node: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.3f}", ratio >= 0.8))
     if node_read and pgbench:
         ratio = node_read["requests_per_s"] / pgbench["requests_per_s"]
-        checks.append(("one node: GET req/s above pgbench's prepared SELECT", f"{ratio:.2f}", ratio > 1))
+        checks.append(("one node: GET req/s above pgbench's prepared SELECT", f"{ratio:.3f}", ratio > 1))
     if node_read and node_read["pg_cpu_us"] is not None:
         # 167-178 µs of PostgreSQL CPU per read were measured before reads were coalesced.
         checks.append(("one node: PostgreSQL CPU per read ≤ 1/5 of 167 µs", f"{node_read['pg_cpu_us']:.1f} µs",
                        node_read["pg_cpu_us"] <= 167 / 5))
     if front_read and front:
         ratio = front_read["requests_per_s"] / front["requests_per_s"]
-        checks.append(("nginx + 3 nodes: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.2f}", ratio >= 0.8))
+        checks.append(("nginx + 3 nodes: GET req/s ≥ 0.8 × its POST req/s", f"{ratio:.3f}", ratio >= 0.8))
     if front_read and front_read["pg_cpu_us"] is not None:
         checks.append(("nginx + 3 nodes: PostgreSQL CPU per read ≤ 1/5 of 167 µs", f"{front_read['pg_cpu_us']:.1f} µs",
                        front_read["pg_cpu_us"] <= 167 / 5))

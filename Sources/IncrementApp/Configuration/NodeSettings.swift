@@ -22,8 +22,9 @@ public struct NodeSettings: Sendable {
     public var maximumBodyBytes: Int
     /// The most items one `POST /increments` may carry.
     public var maximumBatchItems: Int
-    /// Whether the plain `POST /increment` is answered on the event loop, without the router.
-    public var answersWritesOnEventLoop: Bool
+    /// Whether the plain `POST /increment` and `GET /counters/{key}` are answered on the event
+    /// loop, without the router.
+    public var answersOnEventLoop: Bool
     /// The cluster registry and flush barriers.
     public var cluster: ClusterSettings
     /// The bearer tokens accepted; none configured: authentication is off.
@@ -54,7 +55,7 @@ public struct NodeSettings: Sendable {
         Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushLockMode, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
         Keys.shutdownRefuseNewConnections,
         Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
-        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.httpEventLoopWrites, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
+        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.httpEventLoopAnswers, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
         Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
         Keys.barrierTimeoutMs, Keys.authTokens, Keys.authTokensFile, Keys.authProtectMetrics, Keys.logLevel,
     ]
@@ -126,9 +127,9 @@ public struct NodeSettings: Sendable {
             summary: "oldest pending increment age at which /readyz fails")
         static let httpMaxBodyBytes = SettingDescriptor(
             key: "http.maxBodyBytes", defaultValue: "1048576", summary: "largest request body accepted (413 beyond)")
-        static let httpEventLoopWrites = SettingDescriptor(
-            key: "http.eventLoopWrites", defaultValue: "true",
-            summary: "answer the plain POST /increment (no query, no Idempotency-Key) where it is read, without the router; same answers, less CPU")
+        static let httpEventLoopAnswers = SettingDescriptor(
+            key: "http.eventLoopAnswers", defaultValue: "true",
+            summary: "answer the plain POST /increment (no query, no Idempotency-Key) and GET /counters/{key} (no query) where they are read, without the router; the same answers for less CPU")
         static let batchMaxItems = SettingDescriptor(
             key: "batch.maxItems", defaultValue: "\(IncrementBodyDecoder.defaultMaximumBatchItems)", summary: "most increments in one POST /increments")
         static let clusterAdvertiseAddress = SettingDescriptor(
@@ -171,7 +172,7 @@ public struct NodeSettings: Sendable {
         self.maximumPendingKeys = try Keys.bufferMaxPendingKeys.int(from: reader, in: 1...100_000_000)
         self.maximumBodyBytes = try Keys.httpMaxBodyBytes.int(from: reader, in: 64...(64 << 20))
         self.maximumBatchItems = try Keys.batchMaxItems.int(from: reader, in: 1...100_000)
-        self.answersWritesOnEventLoop = try Keys.httpEventLoopWrites.bool(from: reader)
+        self.answersOnEventLoop = try Keys.httpEventLoopAnswers.bool(from: reader)
         self.flush = FlushSettings(
             interval: try Keys.flushIntervalMs.milliseconds(from: reader, in: 1...600_000),
             earlyFlushKeys: try Keys.flushEarlyKeys.int(from: reader, in: 1...100_000_000),

@@ -31,7 +31,7 @@ public struct ConnectionMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// The `Connection` header of an answer, for ``ConnectionMiddleware`` and ``EventLoopWrites``.
+/// The `Connection` header of an answer, for ``ConnectionMiddleware`` and ``EventLoopRoutes``.
 enum ConnectionHeader {
     /// The header's value in the answer to a request with `requestHeaders`; nil: none.
     static func value(answering requestHeaders: HTTPFields, shuttingDown: Bool) -> String? {

@@ -53,9 +53,14 @@ struct CounterController<Context: RequestContext>: Sendable {
         let query = try Self.parameters(of: request, allowingKeys: false)
         let values = try await self.read([key], consistency: query.consistency, logger: context.logger)
         guard let value = values[key] else {
-            throw APIError(.notFound, "no counter named \"\(key.string)\"")
+            throw Self.notFound(key)
         }
-        return Self.answer(key: key, value: value)
+        return Response.json(bytes: Self.answerBody(key: key, value: value))
+    }
+
+    /// The error for a key never incremented.
+    static func notFound(_ key: CounterKey) -> APIError {
+        APIError(.notFound, "no counter named \"\(key.string)\"")
     }
 
     @Sendable func counters(_ request: Request, context: Context) async throws -> Response {
@@ -94,7 +99,7 @@ struct CounterController<Context: RequestContext>: Sendable {
 
     /// `{"key":…,"value":…}`, written directly: the same bytes as ``Response/json(_:status:)``
     /// gives for ``Counter``, without an encoder for the most frequent answer.
-    static func answer(key: CounterKey, value: Int64) -> Response {
+    static func answerBody(key: CounterKey, value: Int64) -> ByteBuffer {
         var body = ByteBuffer()
         body.reserveCapacity(key.string.utf8.count + 32)
         body.writeStaticString(#"{"key":"#)
@@ -102,7 +107,7 @@ struct CounterController<Context: RequestContext>: Sendable {
         body.writeStaticString(#","value":"#)
         body.writeString(String(value))
         body.writeStaticString("}")
-        return Response.json(bytes: body)
+        return body
     }
 
     /// The percent-decoded key after `/counters/`, checked against the key rules.
@@ -111,7 +116,8 @@ struct CounterController<Context: RequestContext>: Sendable {
     }
 
     private static func key(percentEncoded encoded: Substring) throws(APIError) -> CounterKey {
-        guard let key = encoded.removingPercentEncoding else {
+        // Most keys carry no escape: they skip Foundation's decoder.
+        guard let key = encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded) else {
             throw APIError(.invalidKey, "key is not valid percent-encoded UTF-8")
         }
         do throws(IncrementInputError) {

@@ -28,7 +28,7 @@ public struct NodeMetrics: Sendable {
     let databaseReachable: Gauge
     let ready: Gauge
     let barrierTimeouts: Counter
-    let eventLoopWrites: Counter
+    let eventLoopAnswers: Counter
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -55,7 +55,7 @@ public struct NodeMetrics: Sendable {
         self.databaseReachable = Gauge(label: "increment_database_reachable", factory: factory)
         self.ready = Gauge(label: "increment_ready", factory: factory)
         self.barrierTimeouts = Counter(label: "increment_barrier_timeouts_total", factory: factory)
-        self.eventLoopWrites = Counter(label: "increment_event_loop_writes_total", factory: factory)
+        self.eventLoopAnswers = Counter(label: "increment_event_loop_answers_total", factory: factory)
     }
 
     /// Brings the buffer gauges up to date (called before each scrape and after each flush).

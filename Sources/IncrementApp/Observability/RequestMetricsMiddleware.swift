@@ -12,7 +12,7 @@ import Synchronization
 /// answered about 8% fewer requests per second with it. The bodies here are small and whole, so
 /// this records when the handler returns; the duration leaves out the socket write alone.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// The metric handles, shared with ``EventLoopWrites``.
+    /// The metric handles, shared with ``EventLoopRoutes``.
     let cache: RequestMetricsCache
 
     func handle(

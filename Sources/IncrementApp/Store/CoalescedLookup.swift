@@ -12,9 +12,12 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
     /// Fetches the values of `keys` that exist, before the deadline.
     public typealias Fetch = @Sendable (_ keys: [Key], _ deadline: ContinuousClock.Instant) async throws -> [Key: Value]
 
+    /// What a look-up's caller is given: the values found, or why there are none.
+    public typealias Completion = @Sendable (Result<[Key: Value], any Error>) -> Void
+
     private struct Waiting {
         let keys: [Key]
-        let continuation: CheckedContinuation<[Key: Value], any Error>
+        let completion: Completion
     }
 
     private struct Queue {
@@ -53,16 +56,22 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
     /// - Throws: the query's error, ``DeadlineExceeded``, or ``LookupStopped``.
     public func values(for keys: [Key]) async throws -> [Key: Value] {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = self.queue.withLock { queue in
-                if queue.stopped { return false }
-                queue.waiting.append(Waiting(keys: keys, continuation: continuation))
-                return true
-            }
-            if accepted {
-                self.wakeupContinuation.yield()
-            } else {
-                continuation.resume(throwing: LookupStopped(name: self.name))
-            }
+            self.lookUp(keys) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Looks `keys` up, and calls `completion` with the values of those that exist, on a thread
+    /// of the look-up's own (the caller hops back to its event loop, say).
+    public func lookUp(_ keys: [Key], completion: @escaping Completion) {
+        let accepted = self.queue.withLock { queue in
+            if queue.stopped { return false }
+            queue.waiting.append(Waiting(keys: keys, completion: completion))
+            return true
+        }
+        if accepted {
+            self.wakeupContinuation.yield()
+        } else {
+            completion(.failure(LookupStopped(name: self.name)))
         }
     }
 
@@ -95,7 +104,7 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
             return queue.waiting
         }
         for waiting in left {
-            waiting.continuation.resume(throwing: LookupStopped(name: self.name))
+            waiting.completion(.failure(LookupStopped(name: self.name)))
         }
     }
 
@@ -131,11 +140,11 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
                 for key in waiting.keys {
                     answer[key] = values[key]
                 }
-                waiting.continuation.resume(returning: answer)
+                waiting.completion(.success(answer))
             }
         } catch {
             for waiting in batch {
-                waiting.continuation.resume(throwing: error)
+                waiting.completion(.failure(error))
             }
         }
     }
