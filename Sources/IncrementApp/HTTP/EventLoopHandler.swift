@@ -9,7 +9,8 @@ import NIOHTTPTypes
 /// Such a request costs no task, no request context and no middleware chain; the answers of one
 /// read burst go out in one flush. Requests on one connection are still answered in order:
 /// while a request passed on is unanswered, the ones after it are passed on too, and while a
-/// read waits for the database, what arrives after it waits (and the socket is not read).
+/// read waits for the database, what arrives after it waits (past ``mostHeldParts``, the socket
+/// is not read).
 final class EventLoopHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -160,12 +161,18 @@ final class EventLoopHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.isWaitingForRead {
+        // A client sending request after request without waiting (pipelining) is read no further
+        // until the waiting read is answered. Below that, reading on costs nothing, where
+        // stopping and resuming would cost two system calls per read.
+        if self.isWaitingForRead, self.heldParts.count >= Self.mostHeldParts {
             self.heldSocketRead = true
             return
         }
         context.read()
     }
+
+    /// The most request parts held behind a waiting read before the socket is no longer read.
+    static let mostHeldParts = 48
 
     private var isWaitingForRead: Bool {
         if case .waitingForRead = self.state { return true }

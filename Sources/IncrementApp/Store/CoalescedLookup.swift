@@ -55,13 +55,19 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
     ///
     /// - Throws: the query's error, ``DeadlineExceeded``, or ``LookupStopped``.
     public func values(for keys: [Key]) async throws -> [Key: Value] {
-        try await withCheckedThrowingContinuation { continuation in
+        let found = try await withCheckedThrowingContinuation { continuation in
             self.lookUp(keys) { continuation.resume(with: $0) }
         }
+        var values: [Key: Value] = [:]
+        for key in keys {
+            values[key] = found[key]
+        }
+        return values
     }
 
-    /// Looks `keys` up, and calls `completion` with the values of those that exist, on a thread
-    /// of the look-up's own (the caller hops back to its event loop, say).
+    /// Looks `keys` up, and calls `completion` with what the query that answered them found: the
+    /// values of those of `keys` that exist, and of other keys the query asked for. It runs on a
+    /// thread of the look-up's own (the caller hops back to its event loop, say).
     public func lookUp(_ keys: [Key], completion: @escaping Completion) {
         let accepted = self.queue.withLock { queue in
             if queue.stopped { return false }
@@ -136,11 +142,7 @@ public final class CoalescedLookup<Key: Hashable & Sendable, Value: Sendable>: S
         do {
             let values = try await self.fetch(keys, .now + self.timeout)
             for waiting in batch {
-                var answer: [Key: Value] = [:]
-                for key in waiting.keys {
-                    answer[key] = values[key]
-                }
-                waiting.completion(.success(answer))
+                waiting.completion(.success(values))
             }
         } catch {
             for waiting in batch {
