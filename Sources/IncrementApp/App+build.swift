@@ -93,7 +93,9 @@ struct NodeComponents: Sendable {
         self.logger = logger
         self.documents = try APIDocuments.bundled()
         self.postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
-        self.store = CounterStore(client: self.postgres, logger: logger, limits: settings.flush.limits)
+        self.store = CounterStore(
+            client: self.postgres, logger: logger, limits: settings.flush.limits,
+            usesPreparedStatements: settings.database.usesPreparedStatements)
         self.buffer = IncrementBuffer(shardCount: settings.bufferShards, maximumPendingKeys: settings.maximumPendingKeys)
         let nodeID = UUID().uuidString.lowercased()
         var flushLogger = logger

@@ -11,12 +11,16 @@ public struct CounterStore: Sendable {
     let logger: Logger
     /// The bounds every flush runs under.
     public let limits: FlushLimits
+    /// Whether reads use a statement prepared on each connection; not behind a pooler that
+    /// cannot keep them (PgBouncer in transaction mode before 1.21).
+    public let usesPreparedStatements: Bool
 
     /// Creates a store over `client`, which must be running.
-    public init(client: PostgresClient, logger: Logger, limits: FlushLimits = FlushLimits()) {
+    public init(client: PostgresClient, logger: Logger, limits: FlushLimits = FlushLimits(), usesPreparedStatements: Bool = true) {
         self.client = client
         self.logger = logger
         self.limits = limits
+        self.usesPreparedStatements = usesPreparedStatements
     }
 
     /// The committed totals of `keys`; keys never incremented are absent.
@@ -28,15 +32,41 @@ public struct CounterStore: Sendable {
         deadline: ContinuousClock.Instant
     ) async throws -> [CounterKey: Int64] {
         try await withDeadline(deadline) {
-            let rows = try await self.client.query(
-                "SELECT key, value FROM counters WHERE key = ANY(\(keys.map(\.string))::text[])",
-                logger: self.logger
-            )
             var totals: [CounterKey: Int64] = [:]
-            for try await (key, total) in rows.decode((String, Int64).self) {
-                totals[CounterKey(trusted: key)] = total
+            totals.reserveCapacity(keys.count)
+            if self.usesPreparedStatements {
+                for try await (key, total) in try await self.client.execute(CounterTotals(keys: keys), logger: self.logger) {
+                    totals[CounterKey(trusted: key)] = total
+                }
+            } else {
+                let rows = try await self.client.query(
+                    "SELECT key, value FROM counters WHERE key = ANY(\(keys.map(\.string))::text[])",
+                    logger: self.logger
+                )
+                for try await (key, total) in rows.decode((String, Int64).self) {
+                    totals[CounterKey(trusted: key)] = total
+                }
             }
             return totals
+        }
+    }
+
+    /// The read of many counters, prepared once per connection: PostgreSQL parses and plans it
+    /// once instead of at every read.
+    struct CounterTotals: PostgresPreparedStatement {
+        static let sql = "SELECT key, value FROM counters WHERE key = ANY($1::text[])"
+        typealias Row = (String, Int64)
+
+        let keys: [CounterKey]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(self.keys.map(\.string))
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
         }
     }
 

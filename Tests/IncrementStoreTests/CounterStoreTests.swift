@@ -20,6 +20,23 @@ struct CounterStoreTests {
         }
     }
 
+    /// Reads through the prepared statement and through a fresh unnamed one answer alike, many
+    /// times on the same connections (each prepares it once), absent keys and odd bytes included.
+    @Test func preparedAndUnpreparedReadsAnswerAlike() async throws {
+        try await withMigratedStore { store, client, _ in
+            let stored: [CounterKey: Int64] = ["a": 1, "b|c\n": -2, "ключ": 3, "x y": Int64.max]
+            _ = try await store.apply(batch(stored, node: UUID().uuidString, sequence: 1), totalsFor: [])
+            let unprepared = CounterStore(client: client, logger: testLogger, usesPreparedStatements: false)
+            let asked: [CounterKey] = Array(stored.keys) + ["never", "a"]
+            for _ in 0..<20 {
+                let prepared = try await store.totals(forKeys: asked, deadline: .now + .seconds(5))
+                #expect(prepared == stored)
+                #expect(try await unprepared.totals(forKeys: asked, deadline: .now + .seconds(5)) == prepared)
+            }
+            #expect(try await store.totals(forKeys: [], deadline: .now + .seconds(5)).isEmpty)
+        }
+    }
+
     /// A flush against a server that refuses writes fails as read-only (SQLSTATE 25006) through
     /// the transaction's error, so the node can close that connection and call it not writable.
     @Test func aFlushAgainstAReadOnlyServerFailsAsReadOnly() async throws {

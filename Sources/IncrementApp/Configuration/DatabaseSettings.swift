@@ -26,6 +26,8 @@ public struct DatabaseSettings: Sendable, Equatable {
     public var tlsMode: TLSMode
     /// The most connections the node opens.
     public var poolSize: Int
+    /// Whether reads use statements prepared on each connection (parsed and planned once).
+    public var usesPreparedStatements = true
 
     /// Creates database settings.
     public init(

@@ -50,7 +50,7 @@ public struct NodeSettings: Sendable {
 
     /// Every setting, for reading and for `--help`.
     public static let catalog: [SettingDescriptor] = [
-        Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.bufferShards, Keys.bufferMaxPendingKeys,
+        Keys.host, Keys.port, Keys.databaseURL, Keys.databasePoolSize, Keys.databasePreparedStatements, Keys.bufferShards, Keys.bufferMaxPendingKeys,
         Keys.flushIntervalMs, Keys.flushEarlyKeys, Keys.flushGroupCommitMs, Keys.flushCommitWaitMs, Keys.flushRetryMaxMs,
         Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushLockMode, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
         Keys.shutdownRefuseNewConnections,
@@ -72,6 +72,9 @@ public struct NodeSettings: Sendable {
         )
         static let databasePoolSize = SettingDescriptor(
             key: "database.poolSize", defaultValue: "4", summary: "most PostgreSQL connections this node opens")
+        static let databasePreparedStatements = SettingDescriptor(
+            key: "database.preparedStatements", defaultValue: "true",
+            summary: "reads use statements prepared on each connection; false behind a pooler that cannot keep them (PgBouncer in transaction mode before 1.21)")
         static let bufferShards = SettingDescriptor(
             key: "buffer.shards", defaultValue: "16", summary: "per-node buffer shards, each with its own lock")
         static let bufferMaxPendingKeys = SettingDescriptor(
@@ -168,6 +171,7 @@ public struct NodeSettings: Sendable {
             environment: DatabaseSettings.libpqEnvironment(from: reader),
             poolSize: Keys.databasePoolSize.int(from: reader, in: 1...1_000)
         )
+        self.database.usesPreparedStatements = try Keys.databasePreparedStatements.bool(from: reader)
         self.bufferShards = try Keys.bufferShards.int(from: reader, in: 1...4_096)
         self.maximumPendingKeys = try Keys.bufferMaxPendingKeys.int(from: reader, in: 1...100_000_000)
         self.maximumBodyBytes = try Keys.httpMaxBodyBytes.int(from: reader, in: 64...(64 << 20))
