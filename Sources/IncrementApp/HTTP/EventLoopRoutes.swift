@@ -76,10 +76,10 @@ struct EventLoopRoutes: Sendable {
 
     /// Buffers the increment `body` holds; nil when it holds none (the router answers why).
     func write(body: ByteBuffer?) -> Answer? {
-        let decoded = (body ?? ByteBuffer()).withUnsafeReadableBytes { bytes in
-            Result { () throws(IncrementInputError) in try IncrementBodyDecoder.decodeIncrement(from: bytes) }
+        let decoded = try? IncrementController<BasicRequestContext>.decode(body ?? ByteBuffer()) { (bytes) throws(IncrementInputError) in
+            try IncrementBodyDecoder.decodeIncrement(from: bytes)
         }
-        guard case .success(let increment) = decoded else { return nil }
+        guard let increment = decoded else { return nil }
         do throws(AdmissionError) {
             try self.intake.accept(increment)
             return .accepted

@@ -160,7 +160,8 @@ struct IncrementController<Context: RequestContext>: Sendable {
         }
     }
 
-    private static func decode<Value>(
+    /// `body` decoded by `decode`, or the catalogue's error for why it cannot be.
+    static func decode<Value>(
         _ body: ByteBuffer,
         _ decode: (UnsafeRawBufferPointer) throws(IncrementInputError) -> Value
     ) throws(APIError) -> Value {
