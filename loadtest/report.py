@@ -43,14 +43,10 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "system-tests"))
+from ports import free_port  # noqa: E402
 SCENARIO_LUA = os.path.join(ROOT, "loadtest", "scenario.lua")
 READ_PREFIX = "read-"  # the 10,000 keys the read scenarios ask for, stored before them
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(args, **kwargs):

@@ -21,34 +21,12 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "system-tests"))
+from ports import free_port, free_port_range  # noqa: E402
+
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 1500
 HOT_KEYS = [f"hot-{i}" for i in range(4)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_range(count):
-    """A first port such that it and the next count-1 ports are free."""
-    for _ in range(100):
-        base = random.randrange(20000, 30000)
-        try:
-            sockets = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 def psql(url, sql):

@@ -35,11 +35,8 @@ FULL = "--full" in sys.argv
 CONFIGURATION = "debug" if "--debug" in sys.argv else "release"
 BINARY = os.path.join(ROOT, ".build", CONFIGURATION, "increment-node")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "system-tests"))
+from ports import free_port  # noqa: E402
 
 
 # PostgreSQL's own tools refuse root: as root, run them as the postgres user.
@@ -159,7 +156,17 @@ class Node:
         self.process = subprocess.Popen(self.launcher + [BINARY], env=environment, stdout=open(self.log_path, "a"),
                                         stderr=subprocess.STDOUT, cwd=self.cluster.dir)
         if wait:
-            wait_for(self.is_ready, 60, f"node {self.index} ready")
+            try:
+                wait_for(lambda: self.is_ready() or self.process.poll() is not None, 60, f"node {self.index} ready")
+            except AssertionError as error:
+                raise AssertionError(f"{error}; its log ends: {self.log_tail()!r}") from None
+            if self.process.poll() is not None:
+                raise AssertionError(f"node {self.index} exited {self.process.returncode} while starting; "
+                                     f"its log ends: {self.log_tail()!r}")
+
+    def log_tail(self, lines=5):
+        with open(self.log_path, errors="replace") as log:
+            return " | ".join(log.read().splitlines()[-lines:])
 
     def is_ready(self):
         return is_ready(self.port, self.host)
