@@ -34,14 +34,25 @@ public struct FlushBatch: Sendable {
     /// cover the idempotent requests' counters and their idempotency keys too, so two flushes
     /// recording the same idempotency key queue like two flushes of the same counter.
     public let clusterShards: [Int32]
+    /// The latest flush barrier the node had seen before it accepted any of these increments.
+    /// A counter deleted behind a later barrier was deleted after everything here was accepted:
+    /// if the batch commits after the delete (a retry, a spilled batch replayed), it skips that
+    /// counter rather than bring it back.
+    public let barrier: Int64
 
     /// Builds a batch from summed deltas and idempotent requests.
-    public init(id: BatchID, deltas: [CounterKey: Int64], idempotent: [IdempotentRequest] = [], shardMap: ClusterShardMap) {
+    public init(
+        id: BatchID,
+        deltas: [CounterKey: Int64],
+        idempotent: [IdempotentRequest] = [],
+        barrier: Int64 = 0,
+        shardMap: ClusterShardMap
+    ) {
         let entries = Array(deltas)
         let order = CounterKey.byteOrder(of: entries.lazy.map(\.key))
         self.init(
             id: id, keys: order.map { entries[$0].key }, deltas: order.map { entries[$0].value }, idempotent: idempotent,
-            shardMap: shardMap)
+            barrier: barrier, shardMap: shardMap)
     }
 
     /// Builds a batch from keys already unique and in ascending byte order, with their deltas.
@@ -52,10 +63,12 @@ public struct FlushBatch: Sendable {
         keys: [CounterKey],
         deltas: [Int64],
         idempotent: [IdempotentRequest] = [],
+        barrier: Int64 = 0,
         shardMap: ClusterShardMap
     ) {
         precondition(keys.count == deltas.count, "a batch needs one delta per key")
         self.id = id
+        self.barrier = barrier
         self.keys = keys
         self.deltas = deltas
         var unique: [IdempotencyKey: IdempotentRequest] = [:]

@@ -13,6 +13,10 @@ public final class IncrementBuffer: Sendable {
             var deltas: [CounterKey: Int64] = [:]
             var waiters: [CommitWaiter] = []
             var barriers: [BarrierWaiter] = []
+            /// Shard 0 only: the latest flush barrier the node had seen when this window opened,
+            /// and the latest one added to it since. See ``PendingIncrements/barrier``.
+            var windowBarrier: Int64 = 0
+            var latestBarrierAdded: Int64 = 0
             /// Requests with an idempotency key, kept whole (shard 0 only).
             var idempotent: [IdempotentRequest] = []
             var oldestPendingSince: ContinuousClock.Instant?
@@ -84,10 +88,23 @@ public final class IncrementBuffer: Sendable {
         }
     }
 
-    /// Adds a flush barrier: it is answered after the flush that carries everything added before
-    /// it (every shard is drained at once, so which shard holds it does not matter).
-    public func addBarrier(_ barrier: BarrierWaiter) {
-        self.shards[0].state.withLock { $0.barriers.append(barrier) }
+    /// Adds flush barrier `number`: it is answered after the flush that carries everything added
+    /// before it (every shard is drained at once, so which shard holds it does not matter). The
+    /// increments added after the drain that carries it are tagged with `number`.
+    public func addBarrier(_ barrier: BarrierWaiter, number: Int64) {
+        self.shards[0].state.withLock { state in
+            state.barriers.append(barrier)
+            state.latestBarrierAdded = max(state.latestBarrierAdded, number)
+        }
+    }
+
+    /// Tags what the buffer holds now, and everything after, with flush barrier `number` at
+    /// least: for a node that learns the latest barrier when it joins the cluster.
+    public func raiseWindowBarrier(to number: Int64) {
+        self.shards[0].state.withLock { state in
+            state.windowBarrier = max(state.windowBarrier, number)
+            state.latestBarrierAdded = max(state.latestBarrierAdded, number)
+        }
     }
 
     /// Adds many increments, all or nothing: if any is refused, none is applied.
@@ -151,8 +168,12 @@ public final class IncrementBuffer: Sendable {
             for position in states.indices {
                 states[position] = Shard.State()
             }
+            // Everything added from now on was added after the barriers this drain carries.
+            let seen = max(taken[0].windowBarrier, taken[0].latestBarrierAdded)
+            states[0].windowBarrier = seen
+            states[0].latestBarrierAdded = seen
         }
-        var drained = PendingIncrements()
+        var drained = PendingIncrements(barrier: taken.first?.windowBarrier ?? 0)
         // Room for every key at once: growing step by step rehashes a 1M-key drain several times.
         drained.deltas.reserveCapacity(taken.reduce(0) { $0 + $1.deltas.count })
         for state in taken {

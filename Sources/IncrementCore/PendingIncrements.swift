@@ -8,18 +8,23 @@ public struct PendingIncrements: Sendable {
     public var barriers: [BarrierWaiter]
     /// The requests sent with an idempotency key, whole.
     public var idempotent: [IdempotentRequest]
+    /// The latest flush barrier the node had seen before it accepted any of these increments:
+    /// a counter deleted behind a later barrier skips them (see ``FlushBatch/barrier``).
+    public var barrier: Int64
 
     /// Creates a drained set of increments.
     public init(
         deltas: [CounterKey: Int64] = [:],
         waiters: [CommitWaiter] = [],
         barriers: [BarrierWaiter] = [],
-        idempotent: [IdempotentRequest] = []
+        idempotent: [IdempotentRequest] = [],
+        barrier: Int64 = 0
     ) {
         self.deltas = deltas
         self.waiters = waiters
         self.barriers = barriers
         self.idempotent = idempotent
+        self.barrier = barrier
     }
 
     /// True when there is nothing to write.

@@ -77,23 +77,28 @@ public struct RegisteredNode: Sendable, Equatable {
 
 extension CounterStore {
     /// Adds this node to the registry (or, after it was removed as silent, adds it back, with
-    /// the barriers it has flushed meanwhile).
+    /// the barriers it has flushed meanwhile). Returns the latest flush barrier taken so far.
+    @discardableResult
     public func announce(
         nodeID: String,
         address: String,
         version: String,
         barrierFlushed: Int64 = 0,
         deadline: ContinuousClock.Instant
-    ) async throws {
+    ) async throws -> Int64 {
         try await withDeadline(deadline) {
-            try await self.client.query(
+            let rows = try await self.client.query(
                 """
                 INSERT INTO cluster_nodes (node_id, address, version, state, barrier_flushed)
                 VALUES (\(nodeID)::uuid, \(address), \(version), 'serving', \(barrierFlushed))
                 ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()
+                RETURNING (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM flush_barrier)
                 """,
                 logger: self.logger
             )
+            var latest: Int64 = 0
+            for try await value in rows.decode(Int64.self) { latest = value }
+            return latest
         }
     }
 

@@ -166,27 +166,28 @@ extension CounterStore {
         binds.append(batch.id.sequence)  // $4
         binds.append(Self.outOfRangeReason)  // $5
         binds.append(wanted)  // $6
-        let input: String
+        binds.append(batch.barrier)  // $7
+        let increments: String
         if batch.idempotent.isEmpty {
-            input = """
-                input AS (
+            increments = """
+                increments AS (
                     SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
                 )
                 """
         } else {
             let requests = batch.idempotent
-            binds.append(requests.map(\.key.value))  // $7
-            binds.append(requests.map(\.fingerprint))  // $8
-            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $9
-            binds.append(retention.seconds)  // $10
-            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $11
-            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $12
-            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $13
-            input = """
+            binds.append(requests.map(\.key.value))  // $8
+            binds.append(requests.map(\.fingerprint))  // $9
+            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $10
+            binds.append(retention.seconds)  // $11
+            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $12
+            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $13
+            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $14
+            increments = """
                 recorded AS (
                     INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
-                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $10)
-                    FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
+                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $11)
+                    FROM unnest($8::text[], $9::bigint[], $10::text[]) AS r(idem_key, fingerprint, total_key)
                     ORDER BY idem_key COLLATE "C"
                     ON CONFLICT (idem_key) DO UPDATE SET
                         fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
@@ -194,12 +195,12 @@ extension CounterStore {
                     -- A key past its retention, not yet pruned, is new again.
                     WHERE k.expires_at < now()
                     RETURNING idem_key
-                ), input AS (
+                ), increments AS (
                     SELECT key, sum(delta) AS delta FROM (
                         SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
                         UNION ALL
                         SELECT item.key, item.delta
-                        FROM unnest($11::text[], $12::text[], $13::bigint[]) AS item(idem_key, key, delta)
+                        FROM unnest($12::text[], $13::text[], $14::bigint[]) AS item(idem_key, key, delta)
                         JOIN recorded USING (idem_key)
                     ) AS increments
                     GROUP BY key
@@ -211,8 +212,19 @@ extension CounterStore {
         // conflict clause as it locks it, with no second look-up of every key. The keys the
         // upsert skipped are the quarantined ones, sought only when it returned fewer rows than
         // it got.
+        // A counter deleted behind a barrier later than the batch's was deleted after every
+        // increment here was accepted (the batch was retried, or spilled and replayed, past the
+        // delete): its increments are skipped, not turned into a counter again. Normally no
+        // deletion is that recent and `deleted` is one empty index range.
         let sql = """
-            WITH \(input), upserted AS (
+            WITH \(increments), deleted AS MATERIALIZED (
+                SELECT key, is_prefix FROM counter_deletions WHERE barrier > $7
+            ), input AS (
+                SELECT key, delta FROM increments AS i
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM deleted AS d WHERE d.key = i.key OR (d.is_prefix AND starts_with(i.key, d.key))
+                )
+            ), upserted AS (
                 INSERT INTO counters AS c (key, value, updated_at)
                 SELECT key, delta::bigint, now() FROM input
                 WHERE delta BETWEEN -9223372036854775808 AND 9223372036854775807\(lockMode == .shared ? #" ORDER BY key COLLATE "C""# : "")

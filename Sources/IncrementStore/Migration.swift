@@ -12,12 +12,20 @@ public struct Migration: Sendable, Hashable {
     public let name: String
     /// The SQL to run, possibly several statements.
     public let sql: String
+    /// False for a migration whose file starts with `-- migrate: without transaction`: its
+    /// statements (such as `CREATE INDEX CONCURRENTLY`) cannot run inside a transaction block.
+    /// They must be safe to run again, since a node can stop between them and the record.
+    public let runsInTransaction: Bool
+
+    /// The first line that marks a migration to run outside a transaction.
+    public static let withoutTransactionMarker = "-- migrate: without transaction"
 
     /// Creates a migration.
     public init(version: Int, name: String, sql: String) {
         self.version = version
         self.name = name
         self.sql = sql
+        self.runsInTransaction = !sql.hasPrefix(Self.withoutTransactionMarker)
     }
 
     /// Parses `NNNN_description.sql`; nil for any other file name.

@@ -8,6 +8,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case schemaNewerThanBuild(database: Int, build: Int)
     /// This node's value of a cluster-wide setting differs from the one the cluster uses.
     case clusterSettingMismatch(name: String, cluster: Int64, node: Int64)
+    /// A migration's concurrent index build failed three times.
+    case indexBuildFailed(migration: Int)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
             "the database schema is at version \(database), newer than this build's \(build)"
         case .clusterSettingMismatch(let name, let cluster, let node):
             "\(name) is \(node) on this node but \(cluster) in the cluster; every node must use \(cluster)"
+        case .indexBuildFailed(let migration):
+            "migration \(migration) left an invalid index after three concurrent builds; see the PostgreSQL log"
         }
     }
 }

@@ -54,3 +54,26 @@ struct SchemaMigratorTests {
         #expect(statements[2].hasSuffix(#"SELECT 'it''s; fine', "odd;name" FROM t"#))
     }
 }
+
+/// The migration that builds an index concurrently, outside a transaction.
+struct ConcurrentIndexMigrationTests {
+    /// A build that failed leaves an invalid index: the next run drops it and builds it again.
+    @Test func anInvalidIndexLeftByAFailedBuildIsBuiltAgain() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withClient { client in
+            let migrator = SchemaMigrator(client: client, logger: testLogger)
+            let migrations = try Migration.bundled()
+            #expect(migrations.contains { !$0.runsInTransaction })
+            try await migrator.migrate(migrations)
+            try await client.query(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'counters_key_bytes'::regclass", logger: testLogger)
+            let version = try #require(migrations.first { !$0.runsInTransaction }?.version)
+            try await client.query("DELETE FROM schema_migrations WHERE version = \(version)", logger: testLogger)
+            #expect(try await migrator.migrate(migrations) == [version])
+            #expect(
+                try await scalar(client, "SELECT count(*)::bigint FROM pg_index WHERE NOT indisvalid") == 0)
+            #expect(
+                try await scalar(client, "SELECT count(*)::bigint FROM pg_indexes WHERE indexname = 'counters_key_bytes'") == 1)
+        }
+    }
+}

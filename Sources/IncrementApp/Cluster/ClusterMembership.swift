@@ -75,7 +75,8 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
             BarrierWaiter { [self] in
                 self.flushed.raise(to: barrier)
                 self.pokeContinuation.yield()
-            })
+            },
+            number: barrier)
         self.flusher.wake(.barrier)
     }
 

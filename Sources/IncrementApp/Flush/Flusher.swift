@@ -128,9 +128,11 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
                 try await self.store.agree(onClusterSetting: "cluster_shards", value: Int64(self.settings.clusterShards))
                 try await self.store.register(nodeID: self.nodeID)
                 // In the registry before the node is ready: a flush barrier raised from now on waits for it.
-                try await self.store.announce(
+                let latestBarrier = try await self.store.announce(
                     nodeID: self.nodeID, address: self.advertisedAddress, version: NodeVersion.current,
                     deadline: .now + self.settings.limits.attemptTimeout)
+                // What this node accepts from now on comes after every delete made so far.
+                self.buffer.raiseWindowBarrier(to: latestBarrier)
                 self.health.recordDatabase(.writable)
                 try await self.replaySpilledBatches()
                 self.logger.info("storage ready", metadata: ["startup.attempts": "\(attempt)"])
@@ -342,6 +344,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             id: BatchID(nodeID: self.nodeID, sequence: state.sequence),
             deltas: pending.deltas,
             idempotent: pending.idempotent,
+            barrier: pending.barrier,
             shardMap: self.shardMap
         )
         return RetainedBatch(batch: batch, waiters: pending.waiters, barriers: pending.barriers)
@@ -398,8 +401,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         )
     }
 
-    /// Periodic chores: keep this node's ledger entry alive, prune expired ledger entries and
-    /// idempotency keys, and apply what other nodes spilled. They give way to shutdown at once:
+    /// Periodic chores: keep this node's ledger entry alive, prune expired ledger entries,
+    /// deletion records and idempotency keys, and apply what other nodes spilled. They give way to shutdown at once:
     /// during an outage each would wait for its deadline, and the final flush after them.
     private func performUpkeep() async {
         do {
@@ -415,6 +418,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         try await self.store.heartbeat(nodeID: self.nodeID, deadline: deadline)
         let pruned = try await self.store.pruneLedger(deadline: deadline)
         self.metrics.prunedLedgerRows.increment(by: pruned)
+        try await self.store.pruneDeletionRecords(deadline: deadline)
         // In rounds of at most 10,000 rows, so that a backlog never makes one long statement.
         for _ in 0..<20 {
             let expired = try await self.store.pruneIdempotencyKeys(limit: 10_000, deadline: deadline)

@@ -18,6 +18,9 @@ public struct SpillDirectory: Sendable {
         var deltas: [Int64]
         /// Requests sent with an idempotency key (absent in files written before they existed).
         var idempotent: [IdempotentRecord]?
+        /// The batch's ``FlushBatch/barrier`` (absent in files written before deletes existed:
+        /// read as 0, older than every delete).
+        var barrier: Int64?
     }
 
     /// One idempotent request as stored.
@@ -75,7 +78,8 @@ public struct SpillDirectory: Sendable {
                     keys: request.increments.map { increment in increment.key.withUTF8 { Data($0) } },
                     deltas: request.increments.map(\.delta)
                 )
-            }
+            },
+            barrier: batch.barrier
         )
         let data = try JSONEncoder().encode(record)
         let name = "\(batch.id.nodeID).\(batch.id.sequence).spill.json"
@@ -117,6 +121,7 @@ public struct SpillDirectory: Sendable {
                 keys: keys,
                 deltas: record.deltas,
                 idempotent: idempotent,
+                barrier: record.barrier ?? 0,
                 shardMap: shardMap
             )
             batches.append(SpilledBatch(path: path, batch: batch, mayHaveCommitted: record.mayHaveCommitted))
