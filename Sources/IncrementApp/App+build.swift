@@ -242,7 +242,13 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
             tokens: settings.accessTokens
         ).endpoints
     )
-    router.addRoutes(CounterController(reads: node.counterReads, barrier: node.barrier, tokens: settings.accessTokens).endpoints)
+    router.addRoutes(
+        CounterController(reads: node.counterReads, store: node.store, barrier: node.barrier, tokens: settings.accessTokens).endpoints)
+    router.addRoutes(
+        CounterDeletionController(
+            store: node.store, barrier: node.barrier, shardMap: node.flusher.shardMap, tokens: settings.accessTokens
+        ).endpoints
+    )
     router.addRoutes(
         ClusterController(
             store: node.store, barrier: node.barrier, settings: settings.cluster, health: node.health, readTimeout: .seconds(5),

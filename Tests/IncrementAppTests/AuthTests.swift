@@ -14,6 +14,7 @@ struct AuthTests {
         writer-0123456789abcdef write
         reader-0123456789abcdef read
         admin-0123456789abcdef admin
+        deleter-0123456789abcdef delete
         """
 
     /// Each route and the scope it needs (nil: always open).
@@ -22,6 +23,9 @@ struct AuthTests {
         (.post, "/increments", #"{"increments":[{"key":"a","value":1}]}"#, .write),
         (.get, "/counters/a", nil, .read),
         (.get, "/counters?key=a", nil, .read),
+        (.get, "/counters?prefix=a", nil, .read),
+        (.delete, "/counters/gone", nil, .delete),
+        (.delete, "/counters?prefix=gone:", nil, .delete),
         (.get, "/cluster", nil, .admin),
         (.post, "/flush", nil, .admin),
         (.get, "/metrics", nil, .admin),
@@ -35,7 +39,7 @@ struct AuthTests {
     /// Who calls: no token, an unknown one, and one token per scope.
     static let callers: [(token: String?, scope: AccessScope?)] = [
         (nil, nil), ("wrong-0123456789abcdef", nil), ("writer-0123456789abcdef", .write),
-        ("reader-0123456789abcdef", .read), ("admin-0123456789abcdef", .admin),
+        ("reader-0123456789abcdef", .read), ("admin-0123456789abcdef", .admin), ("deleter-0123456789abcdef", .delete),
     ]
 
     @Test func everyRouteAnswersByScope() async throws {

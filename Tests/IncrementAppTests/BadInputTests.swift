@@ -30,7 +30,7 @@ struct BadInputTests {
         (.get, "/counters/%FF", nil, .badRequest, "invalid_key"),
         (.get, "/nowhere", nil, .notFound, "not_found"),
         (.get, "/increment", nil, .methodNotAllowed, "method_not_allowed"),
-        (.delete, "/counters/a", nil, .methodNotAllowed, "method_not_allowed"),
+        (.put, "/counters/a", nil, .methodNotAllowed, "method_not_allowed"),
         (.put, "/increments", nil, .methodNotAllowed, "method_not_allowed"),
     ]
 

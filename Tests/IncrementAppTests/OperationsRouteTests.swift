@@ -115,7 +115,8 @@ struct OperationsRouteTests {
             let documented = Self.documentedOperations(spec.text)
             #expect(
                 documented == [
-                    "POST /increment", "POST /increments", "GET /counters", "GET /counters/{key}", "POST /flush",
+                    "POST /increment", "POST /increments", "GET /counters", "DELETE /counters", "GET /counters/{key}",
+                    "DELETE /counters/{key}", "POST /flush",
                     "GET /cluster", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /",
                     "GET /docs",
                 ]

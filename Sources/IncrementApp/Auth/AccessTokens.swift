@@ -4,6 +4,8 @@ public enum AccessScope: String, Sendable, CaseIterable {
     case write
     /// `GET /counters`, `GET /counters/{key}`.
     case read
+    /// `DELETE /counters/{key}`, `DELETE /counters?prefix=`: destructive, so a scope of its own.
+    case delete
     /// `GET /cluster`, `POST /flush`, and `GET /metrics` when it is protected.
     case admin
 }
@@ -35,7 +37,7 @@ public struct AccessTokens: Sendable {
             var scopes = Set<AccessScope>()
             for name in fields[1].split(separator: ",") {
                 guard let scope = AccessScope(rawValue: String(name)) else {
-                    throw AccessTokensError(entry: number + 1, reason: "unknown scope \"\(name)\" (write, read or admin)")
+                    throw AccessTokensError(entry: number + 1, reason: "unknown scope \"\(name)\" (write, read, delete or admin)")
                 }
                 scopes.insert(scope)
             }

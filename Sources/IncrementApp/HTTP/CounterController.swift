@@ -4,18 +4,24 @@ import IncrementCore
 import IncrementStore
 import Logging
 
-/// `GET /counters/{key}` and `GET /counters?key=…`: committed values from PostgreSQL, and with
-/// `consistency=strong` only after a cluster-wide flush barrier.
+/// `GET /counters/{key}`, `GET /counters?key=…` and the listing `GET /counters?prefix=…`:
+/// committed values from PostgreSQL, and with `consistency=strong` only after a cluster-wide
+/// flush barrier.
 ///
 /// Reads running at the same time share queries (``CoalescedLookup``), each query started after
 /// the reads it answers arrived: a read sees at least what was committed when it began.
 struct CounterController<Context: RequestContext>: Sendable {
     /// Committed totals, many keys per query; it gives up on the database after 5 s (then `503`).
     let reads: CoalescedLookup<CounterKey, Int64>
+    /// Where listings are read.
+    let store: CounterStore
     let barrier: FlushBarrier
     let tokens: AccessTokens
     /// The most keys one `GET /counters` may name.
     static var maximumKeysPerRead: Int { 1_000 }
+    /// The most counters one listing page holds, and how many it holds unless asked.
+    static var maximumPageSize: Int { 1_000 }
+    static var defaultPageSize: Int { 100 }
 
     static var pathPrefix: String { "/counters/" }
 
@@ -38,6 +44,21 @@ struct CounterController<Context: RequestContext>: Sendable {
         let counters: [Counter]
         /// The keys asked for that were never incremented, in the order first asked.
         let absent: [String]
+    }
+
+    struct Page: Encodable {
+        /// The counters, in byte order of their keys.
+        let counters: [Counter]
+        /// The key to pass as `after` for the next page; null on the last one.
+        let next: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(self.counters, forKey: .counters)
+            try container.encode(self.next, forKey: .next)  // null, not absent, on the last page
+        }
+
+        enum CodingKeys: String, CodingKey { case counters, next }
     }
 
     /// How fresh a read must be.
@@ -66,7 +87,7 @@ struct CounterController<Context: RequestContext>: Sendable {
     @Sendable func counters(_ request: Request, context: Context) async throws -> Response {
         let query = try Self.parameters(of: request, allowingKeys: true)
         guard !query.keys.isEmpty else {
-            throw APIError(.missingField, "name at least one counter: GET /counters?key=a&key=b")
+            return try await self.list(query, logger: context.logger)
         }
         let values = try await self.read(query.keys, consistency: query.consistency, logger: context.logger)
         var found: [Counter] = []
@@ -79,6 +100,22 @@ struct CounterController<Context: RequestContext>: Sendable {
             }
         }
         return Response.json(Counters(counters: found, absent: absent))
+    }
+
+    /// A page of the counters with the query's prefix, after its `after` key.
+    private func list(_ query: ReadQuery, logger: Logger) async throws -> Response {
+        if case .strong = query.consistency {
+            _ = try await self.barrier.passOrThrowAPIError(logger: logger)
+        }
+        let page: CounterPage
+        do {
+            page = try await self.store.counters(
+                prefix: query.prefix, after: query.after, limit: query.limit ?? Self.defaultPageSize, deadline: .now + .seconds(5))
+        } catch {
+            logger.warning("counter listing failed", metadata: ["error": "\(describe(error))"])
+            throw APIError.databaseUnavailable
+        }
+        return Response.json(Page(counters: page.counters.map { Counter(key: $0.key.string, value: $0.value) }, next: page.next?.string))
     }
 
     private func read(
@@ -127,27 +164,46 @@ struct CounterController<Context: RequestContext>: Sendable {
         }
     }
 
-    /// The query of a read: `consistency`, and (on `GET /counters`) the `key`s, each once, in
-    /// the order first named. Parsed here rather than by the router so that a key is decoded
-    /// exactly as in the path (`+` is a plus sign, a bad escape is refused).
-    static func parameters(of request: Request, allowingKeys: Bool) throws(APIError) -> (keys: [CounterKey], consistency: Consistency) {
+    /// What a read asks for.
+    struct ReadQuery {
+        /// The `key`s named, each once, in the order first named.
         var keys: [CounterKey] = []
-        var seen = Set<CounterKey>()
         var consistency = Consistency.committed
+        /// A listing's `prefix`, `after` and `limit`.
+        var prefix: KeyPrefix?
+        var after: CounterKey?
+        var limit: Int?
+    }
+
+    /// The query of a read: `consistency`, and on `GET /counters` the `key`s, or a listing's
+    /// `prefix`, `after` and `limit`. Parsed here rather than by the router so that a key is
+    /// decoded exactly as in the path (`+` is a plus sign, a bad escape is refused).
+    static func parameters(of request: Request, allowingKeys: Bool) throws(APIError) -> ReadQuery {
+        var query = ReadQuery()
+        var seen = Set<CounterKey>()
         for pair in (request.uri.query ?? "").split(separator: "&", omittingEmptySubsequences: true) {
             let name = pair.prefix { $0 != "=" }
             let value = pair.dropFirst(name.count + 1)
             switch name {
             case "key" where allowingKeys:
                 let key = try Self.key(percentEncoded: value)
-                if seen.insert(key).inserted { keys.append(key) }
-                if keys.count > Self.maximumKeysPerRead {
+                if seen.insert(key).inserted { query.keys.append(key) }
+                if query.keys.count > Self.maximumKeysPerRead {
                     throw APIError(.tooManyItems, "a read names at most \(Self.maximumKeysPerRead) keys")
                 }
+            case "prefix" where allowingKeys:
+                query.prefix = try Self.parameter("prefix", value, KeyPrefix.init(validating:))
+            case "after" where allowingKeys:
+                query.after = try Self.parameter("after", value, CounterKey.init(validating:))
+            case "limit" where allowingKeys:
+                guard let limit = Int(value), (1...Self.maximumPageSize).contains(limit) else {
+                    throw APIError(.invalidParameter, "limit must be an integer from 1 to \(Self.maximumPageSize), got \"\(value)\"")
+                }
+                query.limit = limit
             case "consistency":
                 switch value {
-                case "strong": consistency = .strong
-                case "committed": consistency = .committed
+                case "strong": query.consistency = .strong
+                case "committed": query.consistency = .committed
                 default:
                     throw APIError(.invalidParameter, "consistency must be \"strong\" or \"committed\", got \"\(value)\"")
                 }
@@ -156,6 +212,26 @@ struct CounterController<Context: RequestContext>: Sendable {
                 continue
             }
         }
-        return (keys, consistency)
+        if !query.keys.isEmpty, let listing = query.prefix != nil ? "prefix" : query.after != nil ? "after" : query.limit != nil ? "limit" : nil {
+            throw APIError(.invalidParameter, "\(listing) lists counters and cannot be combined with key")
+        }
+        return query
+    }
+
+    /// A percent-encoded query parameter read as a key or a prefix; `400 invalid_parameter`
+    /// naming the parameter when it is not one.
+    static func parameter<Value>(
+        _ name: String,
+        _ encoded: Substring,
+        _ make: (String) throws(IncrementInputError) -> Value
+    ) throws(APIError) -> Value {
+        guard let text = encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded) else {
+            throw APIError(.invalidParameter, "\(name) is not valid percent-encoded UTF-8")
+        }
+        do throws(IncrementInputError) {
+            return try make(text)
+        } catch {
+            throw APIError(.invalidParameter, "\(name) follows the key rules: \(error.message)")
+        }
     }
 }
