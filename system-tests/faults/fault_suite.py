@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import random
+import re
 import resource
 import select
 import shutil
@@ -1481,6 +1482,146 @@ def case_asynchronous_replication_failover_loss_is_measured():
         cluster.stop()
 
 
+def case_deletes_under_load_lose_and_double_nothing():
+    """Issue 18: counters deleted one by one, and by prefix, while 3 nodes take writes for them:
+    for every key, what the deletes answered plus what is stored is what was acknowledged (give
+    or take the unknown): a delete takes everything committed before it, loses nothing accepted
+    after it, and doubles nothing. Write throughput beside a run without deletes."""
+    cluster = Cluster(nodes=3)
+    try:
+        seconds = 8 if not FULL else 30
+        with Load(cluster.port, "calm-", clients=6, keys=100) as calm:
+            time.sleep(seconds)
+        deleted, latencies, statuses = {}, {"key": [], "prefix": []}, {}
+        stop = threading.Event()
+
+        def delete_continually():
+            rng = random.Random(7)
+            while not stop.is_set():
+                started = time.monotonic()
+                if rng.random() < 0.8:
+                    key = f"life-hot-{rng.randrange(4)}" if rng.random() < 0.5 else f"life-k-{rng.randrange(90)}"
+                    status, body = request(cluster.port, "DELETE", f"/counters/{key}")
+                    if status == 200:
+                        deleted[key] = deleted.get(key, 0) + json.loads(body)["value"]
+                    latencies["key"].append(time.monotonic() - started)
+                else:
+                    # A prefix delete does not say how much it took: prefix rounds delete a key
+                    # family of their own (life-k-9, life-k-90 … life-k-99), apart from the exact check.
+                    status, body = request(cluster.port, "DELETE", "/counters?prefix=life-k-9")
+                    if status == 200:
+                        latencies["prefix"].append(time.monotonic() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+                time.sleep(0.02)
+
+        with Load(cluster.port, "life-", clients=6, keys=100) as load:
+            deleter = threading.Thread(target=delete_continually, daemon=True)
+            deleter.start()
+            time.sleep(seconds)
+            stop.set()
+            deleter.join()
+        request(cluster.nodes[0].port, "POST", "/flush", timeout=30)
+        stored = cluster.counters("life-")
+        problems = []
+        prefix_keys = {k for k in load.acknowledged if k.startswith("life-k-9")}
+        for key, acknowledged in load.acknowledged.items():
+            if key in prefix_keys:
+                continue  # prefix rounds remove these without saying how much: checked below
+            total = stored.get(key, 0) + deleted.get(key, 0)
+            if not acknowledged <= total <= acknowledged + load.unknown.get(key, 0):
+                problems.append((key, acknowledged, total, load.unknown.get(key, 0)))
+        assert not problems, f"deletes lost or doubled increments (key, acknowledged, stored + deleted, unknown): {problems[:5]}"
+        for key in prefix_keys:
+            assert stored.get(key, 0) <= load.acknowledged[key] + load.unknown.get(key, 0), f"{key} above what was sent"
+        assert statuses.get(200, 0) > 20, f"too few deletes answered: {statuses}"
+        p99 = lambda values: sorted(values)[int(len(values) * 0.99)] if values else 0.0  # noqa: E731
+        return (f"{statuses.get(200, 0) + statuses.get(404, 0)} deletes ({len(latencies['prefix'])} by prefix) while 6 clients wrote: "
+                f"statuses {statuses}; single-key delete p50 {sorted(latencies['key'])[len(latencies['key']) // 2] * 1000:.0f} ms, "
+                f"p99 {p99(latencies['key']) * 1000:.0f} ms; {len(load.acknowledged) - len(prefix_keys)} keys exact "
+                f"(stored + deleted = acknowledged, {sum(load.unknown.values())} units unknown); writes "
+                f"{load.requests() / load.elapsed:.0f}/s with deletes, {calm.requests() / calm.elapsed:.0f}/s without")
+    finally:
+        cluster.stop()
+
+
+def case_a_deleted_counter_stays_deleted_after_retries_spills_and_repeats():
+    """Issue 18, the resurrection rules: a batch accepted before a delete and committed after it
+    (a node presumed gone that comes back and retries; a spilled batch replayed by a restarted
+    node) skips the deleted keys and applies the rest; an idempotent request repeated after the
+    delete is answered from its record and applies nothing."""
+    cluster = Cluster(nodes=2, CLUSTER_NODE_GONE_MS=1500, BARRIER_TIMEOUT_MS=3000)
+    database = cluster.database
+    try:
+        psql(database.url, "CREATE ROLE lagging LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO lagging; "
+                           "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO lagging")
+        lagging_url = database.url.replace("postgres@", "lagging@", 1)
+        # A node whose writes the test can refuse (its role loses INSERT and UPDATE on counters)
+        # while the others write on; outside nginx, with a spill directory of its own.
+        lagging = Node(cluster, 2, database_url=lagging_url)
+        cluster.removed.append(lagging)
+        own_spill = os.path.join(cluster.dir, "lagging-spill")
+        lagging_env = dict(MIGRATE_ON_START="false", FLUSH_SPILL_DIR=own_spill, FLUSH_SHUTDOWN_TIMEOUT_MS="3000")
+        lagging.start(**lagging_env)
+
+        for key in ("life-a", "life-b", "life-c"):
+            assert request(cluster.port, "POST", "/increment?wait=commit", {"key": key, "value": 1})[0] == 200
+        idempotent = {"Idempotency-Key": '"life-repeat-1"'}
+        assert request(cluster.port, "POST", "/increment?wait=commit", {"key": "life-i", "value": 5}, headers=idempotent)[0] == 200
+
+        # 1. A retry after the delete: the lagging node's batch fails, it stops, is presumed gone.
+        psql(database.url, "REVOKE INSERT, UPDATE ON counters FROM lagging")
+        status, _ = request(lagging.port, "POST", "/increments",
+                            {"increments": [{"key": "life-a", "value": 10}, {"key": "life-b", "value": 10}, {"key": "life-x", "value": 10}]})
+        assert status == 202, status
+        wait_for(lambda: b"increment_flush_failures_total" in request(lagging.port, "GET", "/metrics")[1]
+                 and not re.search(rb"increment_flush_failures_total 0\b", request(lagging.port, "GET", "/metrics")[1]),
+                 10, "the lagging node's flush failing")
+        lagging.signal(signal.SIGSTOP)
+        time.sleep(2.0)  # past CLUSTER_NODE_GONE_MS: the deletes' barriers do not wait for it
+        status, body = request(cluster.port, "DELETE", "/counters/life-a")
+        assert (status, json.loads(body)) == (200, {"key": "life-a", "value": 1}), (status, body)
+        status, body = request(cluster.port, "DELETE", "/counters?prefix=life-b")
+        assert (status, json.loads(body)) == (200, {"deleted": 1, "more": False}), (status, body)
+        status, body = request(cluster.port, "DELETE", "/counters/life-i")
+        assert (status, json.loads(body)) == (200, {"key": "life-i", "value": 5}), (status, body)
+
+        # 2. The idempotent request repeated after the delete: its record answers, nothing applies.
+        connection = http.client.HTTPConnection("127.0.0.1", cluster.nodes[1].port, timeout=10)
+        connection.request("POST", "/increment?wait=commit", body=json.dumps({"key": "life-i", "value": 5}), headers=idempotent)
+        repeat = connection.getresponse()
+        repeat.read()
+        connection.close()
+        assert repeat.status == 200 and repeat.getheader("Idempotent-Replayed") == "true", (repeat.status, repeat.headers)
+
+        psql(database.url, "GRANT INSERT, UPDATE ON counters TO lagging")
+        lagging.signal(signal.SIGCONT)
+        wait_for(lambda: cluster.counters("life-x") == {"life-x": 10}, 15, "the lagging node's retried batch committed")
+
+        # 3. A spilled batch replayed after the delete.
+        psql(database.url, "REVOKE INSERT, UPDATE ON counters FROM lagging")
+        status, _ = request(lagging.port, "POST", "/increments",
+                            {"increments": [{"key": "life-c", "value": 100}, {"key": "life-y", "value": 7}]})
+        assert status == 202, status
+        lagging.signal(signal.SIGTERM)
+        code, _ = lagging.wait_exit(30)
+        assert code == 75, f"the lagging node exited {code}, not 75 (spilled)"
+        assert any(name.endswith(".spill.json") for name in os.listdir(own_spill)), "nothing spilled"
+        time.sleep(2.0)  # its registry row stays behind: past CLUSTER_NODE_GONE_MS
+        status, body = request(cluster.port, "DELETE", "/counters/life-c")
+        assert (status, json.loads(body)) == (200, {"key": "life-c", "value": 1}), (status, body)
+        psql(database.url, "GRANT INSERT, UPDATE ON counters TO lagging")
+        lagging.start(**lagging_env)  # replays its spill directory before it is ready
+        assert not any(name.endswith(".spill.json") for name in os.listdir(own_spill)), "the spill was not replayed"
+
+        stored = cluster.counters("life-")
+        assert stored == {"life-x": 10, "life-y": 7}, f"stored {stored}"
+        return ("a retried batch (its node stopped past the gone threshold, then resumed), a prefix delete, "
+                "an idempotent repeat (replayed, 200) and a spilled batch replayed on restart: the 4 deleted "
+                f"counters stayed deleted, the batches' other keys applied ({stored})")
+    finally:
+        cluster.stop()
+
+
 class MixedLoad(Load):
     """Load of every kind a counter service sees: single writes (some wait=commit), batches,
     requests repeated with one Idempotency-Key, plain and strong reads; latencies per kind,
@@ -1634,6 +1775,8 @@ CASES = [
     case_slow_clients_and_connection_floods_stop_at_nginx,
     case_strong_reads_see_what_any_node_accepted,
     case_idempotent_retries_are_exact_across_kills_and_restarts,
+    case_deletes_under_load_lose_and_double_nothing,
+    case_a_deleted_counter_stays_deleted_after_retries_spills_and_repeats,
     case_soak_under_mixed_load_with_a_fault_a_minute,
 ]
 
