@@ -38,8 +38,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,6 +78,12 @@ def built(product, debug):
 
 def psql(url, sql):
     return [line.split("|") for line in run(["psql", url, "-Atc", sql]).splitlines() if line]
+
+
+def psql_seconds(url, sql):
+    """The statement's time as psql measures it (\\timing: the round trip, not psql's own start)."""
+    out = run(["psql", url, "-At", "-c", "\\timing on", "-c", sql])
+    return float(re.findall(r"Time: ([\d.]+) ms", out)[-1]) / 1000
 
 
 def http(method, url, timeout=30):
@@ -514,6 +522,100 @@ def shutdown_with_pending(stack, keys):
     ])
 
 
+def counter_lifecycle(report, stack, smoke):
+    """Deletes and listings on a large table (1M rows; 20k with --smoke), through nginx + 3 nodes,
+    each beside the bare statement in psql; and the cluster's write rate while prefix deletes run,
+    beside a run without: a Markdown table, and two rows of the main table."""
+    url = stack.database_url
+    front = f"http://127.0.0.1:{stack.fronts[max(stack.fronts)]['port']}"
+    family = 1_000 if smoke else 10_000  # one prefix round's worth of keys
+    families = 18 if smoke else 90
+    listed = 2_000 if smoke else 100_000
+    print(f"  counter lifecycle on {families * family + listed:,} rows ...", flush=True)
+    psql(url, "DELETE FROM counters")
+    psql(url, f"INSERT INTO counters (key, value) SELECT 'bulk:' || lpad((g / {family})::text, 3, '0') || ':' || g, 1 "
+              f"FROM generate_series(0, {families * family - 1}) AS g")
+    psql(url, f"INSERT INTO counters (key, value) SELECT 'tenant:7:' || lpad(g::text, 7, '0'), g FROM generate_series(1, {listed}) AS g")
+    psql(url, "VACUUM ANALYZE counters")
+
+    def timed(method, path):
+        started = time.monotonic()
+        status, body = http(method, front + path)
+        return time.monotonic() - started, json.loads(body) if body else None
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    barrier = [timed("POST", "/flush")[0] for _ in range(20)]
+    def bulk_key(n, offset):
+        """A stored key of the families the prefix rounds delete last."""
+        g = (4 + n % (families - 4)) * family + 2 * n + offset
+        return f"bulk:{g // family:03d}:{g}"
+
+    singles, bare_single = [], []
+    for n in range(40):
+        took, answer = timed("DELETE", f"/counters/{bulk_key(n, 0)}")
+        assert answer["value"] == 1, answer
+        singles.append(took)
+        bare_single.append(psql_seconds(url, f"DELETE FROM counters WHERE key = '{bulk_key(n, 1)}'"))
+    rounds = []
+    for number in range(3):
+        took, answer = timed("DELETE", f"/counters?prefix=bulk:{number:03d}:")
+        assert answer["more"] is False and answer["deleted"] >= family - 3, answer
+        rounds.append(took)
+    bare_round = psql_seconds(url, "DELETE FROM counters WHERE key COLLATE \"C\" >= 'bulk:003:' AND key COLLATE \"C\" < 'bulk:003;'")
+
+    # Writes with and without prefix deletes, side by side.
+    report.wrk("nginx + 3 nodes, beside the prefix-delete run", "lifecycle", stack.fronts[max(stack.fronts)]["port"], nodes=3)
+    stop, deleted, during = threading.Event(), [0], []
+
+    def delete_prefixes():
+        for number in range(4, families):
+            if stop.is_set():
+                return
+            took, answer = timed("DELETE", f"/counters?prefix=bulk:{number:03d}:")
+            deleted[0] += answer["deleted"]
+            during.append(took)
+
+    deleter = threading.Thread(target=delete_prefixes, daemon=True)
+    deleter.start()
+    report.wrk("nginx + 3 nodes, while prefix deletes run", "lifecycle", stack.fronts[max(stack.fronts)]["port"], nodes=3)
+    stop.set()
+    deleter.join()
+    print(f"    {len(during)} prefix rounds ran meanwhile ({deleted[0]:,} rows, median {median(during) * 1000:.0f} ms)", flush=True)
+
+    pages, rows, after = 0, 0, None
+    started = time.monotonic()
+    while True:
+        query = "/counters?prefix=tenant%3A7%3A&limit=1000" + (f"&after={urllib.parse.quote(after)}" if after else "")
+        _, page = timed("GET", query)
+        pages += 1
+        rows += len(page["counters"])
+        after = page["next"]
+        if after is None:
+            break
+    listing = time.monotonic() - started
+    assert rows == listed, (rows, listed)
+    bare_listing = psql_seconds(url, "SELECT key, value FROM counters WHERE key COLLATE \"C\" >= 'tenant:7:' "
+                                     "AND key COLLATE \"C\" < 'tenant:7;' ORDER BY key COLLATE \"C\"")
+    total = families * family + listed
+    print(f"    delete p50 {median(singles) * 1000:.1f} ms, prefix round {median(rounds) * 1000:.0f} ms, "
+          f"listing {rows / listing:,.0f} rows/s", flush=True)
+    return "\n".join([
+        f"| on a {total:,}-row table, through nginx + 3 nodes | median | beside | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `DELETE /counters/{{key}}` (barrier, shard lock, delete), 40 keys | {median(singles) * 1000:.1f} ms | "
+        f"barrier alone (`POST /flush`) {median(barrier) * 1000:.1f} ms | {median(singles) / median(barrier):.2f} |",
+        f"| bare `DELETE … WHERE key = …` in psql (`\\timing`), 40 keys | {median(bare_single) * 1000:.1f} ms | | |",
+        f"| `DELETE /counters?prefix=` round of {family:,} keys, 3 rounds | {median(rounds) * 1000:.0f} ms | "
+        f"bare range `DELETE` of {family:,} keys in psql (`\\timing`) {bare_round * 1000:.0f} ms | {median(rounds) / bare_round:.2f} |",
+        f"| prefix rounds while wrk wrote (see the two `lifecycle` rows above) | {median(during) * 1000:.0f} ms | "
+        f"{len(during)} rounds, {deleted[0]:,} rows | |",
+        f"| listing {listed:,} keys of one prefix, pages of 1,000 | {rows / listing:,.0f} rows/s ({pages} pages, "
+        f"{listing:.2f} s) | bare ordered range `SELECT` of them all in psql (`\\timing`) {bare_listing:.2f} s | {listing / bare_listing:.2f} |",
+    ])
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -566,7 +668,7 @@ def targets(rows):
     return [f"| {name} | {value} | {'yes' if met else 'no'} |" for name, value, met in checks]
 
 
-def write_report(rows, out, seconds, connections, plots_python, flush_table=None):
+def write_report(rows, out, seconds, connections, plots_python, flush_table=None, lifecycle_table=None):
     os.makedirs(out, exist_ok=True)
     ceiling = next(r["requests_per_s"] for r in rows if r["group"] == "ceiling")
     alternatives = {r["name"]: r["increments_per_s"] for r in rows if r["group"] == "alternative"}
@@ -622,6 +724,12 @@ def write_report(rows, out, seconds, connections, plots_python, flush_table=None
                   "node holding that many pending keys is sent SIGTERM: the time to its exit (drain, batch, flush, "
                   "stop) beside the bare statement in psql.", "",
                   flush_table, ""]
+    if lifecycle_table:
+        lines += ["## Deleting and listing counters", "",
+                  "A table of 1M counters (20,000 with `--smoke`; prefix families of 10,000 keys, and one prefix of 100,000 for the listing), "
+                  "through nginx + 3 nodes: a delete passes a flush barrier first, so its figure stands beside the "
+                  "barrier alone (`POST /flush`); a prefix round and a listing stand beside the bare statement in psql.", "",
+                  lifecycle_table, ""]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -713,11 +821,12 @@ def main():
         report.h2load("h2load --h1 (HTTP/1.1 baseline)", big, 1, h1=True)
         for streams in ((1, 10, 100) if not options.smoke else (10,)):
             report.h2load(f"h2load HTTP/2 cleartext, {streams} stream{'s' if streams > 1 else ''} per connection", h2, streams)
+        lifecycle_table = counter_lifecycle(report, stack, options.smoke)
         flush_table = one_flush(stack, 10_000 if options.smoke else 1_000_000, options.debug)
         flush_table += "\n\n" + shutdown_with_pending(stack, 10_000 if options.smoke else 1_000_000)
     finally:
         stack.stop()
-    write_report(report.rows, options.out, seconds, options.connections, plots_python, flush_table)
+    write_report(report.rows, options.out, seconds, options.connections, plots_python, flush_table, lifecycle_table)
     print(f"report: {os.path.join(options.out, 'REPORT.md')}")
     if report.failures:
         print(f"exactness: {len(report.failures)} scenario(s) failed: {report.failures}", file=sys.stderr)

@@ -70,6 +70,7 @@ struct NodeComponents: Sendable {
     let flusher: Flusher
     let membership: ClusterMembership
     let barrier: FlushBarrier
+    let history = ClusterHistory()
     let metrics: NodeMetrics
     let health: NodeHealth
     let activity = NodeActivity()
@@ -120,6 +121,7 @@ struct NodeComponents: Sendable {
             health: self.health,
             activity: self.activity,
             settings: settings.cluster,
+            history: self.history,
             logger: flushLogger
         )
         let store = self.store
@@ -251,8 +253,8 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
     )
     router.addRoutes(
         ClusterController(
-            store: node.store, barrier: node.barrier, settings: settings.cluster, health: node.health, readTimeout: .seconds(5),
-            tokens: settings.accessTokens
+            store: node.store, barrier: node.barrier, settings: settings.cluster, health: node.health, history: node.history,
+            readTimeout: .seconds(5), tokens: settings.accessTokens
         ).endpoints
     )
     router.addRoutes(

@@ -27,6 +27,7 @@ struct AuthTests {
         (.delete, "/counters/gone", nil, .delete),
         (.delete, "/counters?prefix=gone:", nil, .delete),
         (.get, "/cluster", nil, .admin),
+        (.get, "/cluster/history", nil, .admin),
         (.post, "/flush", nil, .admin),
         (.get, "/metrics", nil, .admin),
         (.get, "/healthz", nil, nil),

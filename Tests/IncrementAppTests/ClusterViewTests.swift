@@ -39,6 +39,26 @@ struct ClusterViewTests {
         }
     }
 
+    /// The history the status page draws: samples of the registry, each naming the live nodes.
+    @Test func theHistoryHoldsSamplesOfEveryLiveNode() async throws {
+        let database = try await TestDatabase.create()
+        try await self.twoNodes(database) { a, _ in
+            let deadline = ContinuousClock.now + .seconds(10)
+            var addresses: [Set<String>] = []
+            while ContinuousClock.now < deadline {
+                let history = try await a.get("/cluster/history")
+                let object = try JSONSerialization.jsonObject(with: Data(history.text.utf8)) as? [String: Any]
+                let samples = object?["samples"] as? [[String: Any]] ?? []
+                addresses = samples.map { sample in
+                    Set((sample["nodes"] as? [[String: Any]] ?? []).compactMap { $0["address"] as? String })
+                }
+                if addresses.filter({ $0 == ["node-a", "node-b"] }).count >= 2 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(addresses.filter { $0 == ["node-a", "node-b"] }.count >= 2, "\(addresses)")
+        }
+    }
+
     @Test func postFlushWaitsForEveryNodeAndTheClusterListsThem() async throws {
         let database = try await TestDatabase.create()
         try await self.twoNodes(database) { a, b in

@@ -117,7 +117,7 @@ struct OperationsRouteTests {
                 documented == [
                     "POST /increment", "POST /increments", "GET /counters", "DELETE /counters", "GET /counters/{key}",
                     "DELETE /counters/{key}", "POST /flush",
-                    "GET /cluster", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /",
+                    "GET /cluster", "GET /cluster/history", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /",
                     "GET /docs",
                 ]
             )

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -201,10 +202,11 @@ def test_status_page_in_headless_chromium(database_url, debug):
     loader = threading.Thread(target=trickle, daemon=True)
     try:
         loader.start()
-        time.sleep(2)  # a few heartbeats with the load's rates
+        time.sleep(5)  # a few heartbeats with the load's rates, and samples of them for the charts
         browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                    "--virtual-time-budget=5000", "--window-size=1400,600"]
         url = f"http://127.0.0.1:{cluster.port}/"
+        browser[-1] = "--window-size=1400,900"
         dom = subprocess.run(browser + ["--dump-dom", url], check=True, capture_output=True, text=True, timeout=120).stdout
         screenshot = os.path.join(tempfile.gettempdir(), "increment-status-page.png")
         subprocess.run(browser + [f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
@@ -219,8 +221,19 @@ def test_status_page_in_headless_chromium(database_url, debug):
     figures = {name: dom.split(f'id="{name}">', 1)[1].split("<", 1)[0] for name in ("live", "requests", "increments")}
     assert figures["live"] == str(len(addresses)), figures
     assert float(figures["requests"].replace(",", "")) > 0 and float(figures["increments"].replace(",", "")) > 0, figures
+    charts = {}
+    for name in ("requests", "increments", "pending", "flush"):
+        tag = re.search(rf'<svg id="chart-{name}"[^>]*>', dom)
+        assert tag, f"no {name} chart on the page"
+        points, peak = re.search(r'data-points="(\d+)"', tag.group(0)), re.search(r'data-max="([\d.e+-]+)"', tag.group(0))
+        assert points and peak, f"the {name} chart was never drawn: {tag.group(0)}"
+        charts[name] = (int(points.group(1)), float(peak.group(1)))
+    for name in ("requests", "increments"):
+        assert charts[name][0] >= 2 * len(addresses) and charts[name][1] > 0, f"the {name} chart has no data: {charts}"
+    assert dom.count("<polyline") >= 2 * len(addresses), "fewer lines than nodes in the charts"
+    assert 'id="lookup-key"' in dom, "no look-up box"
     assert os.path.getsize(screenshot) > 10_000, "the screenshot is empty"
-    print(f"  page shows {figures}; screenshot {screenshot}")
+    print(f"  page shows {figures}; charts (points, max): {charts}; screenshot {screenshot}")
 
 
 def main():

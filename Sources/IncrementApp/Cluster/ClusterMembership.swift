@@ -24,6 +24,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
     let health: NodeHealth
     let activity: NodeActivity
     let settings: ClusterSettings
+    let history: ClusterHistory
     let logger: Logger
 
     /// The highest barrier this node has put in its buffer.
@@ -43,6 +44,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         health: NodeHealth,
         activity: NodeActivity,
         settings: ClusterSettings,
+        history: ClusterHistory,
         logger: Logger
     ) {
         self.store = store
@@ -51,6 +53,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
         self.health = health
         self.activity = activity
         self.settings = settings
+        self.history = history
         self.logger = logger
         (self.pokes, self.pokeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -61,6 +64,7 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.heartbeatPeriodically() }
                 group.addTask { try await self.followBarriers() }
+                group.addTask { try await self.sampleHistory() }
                 try await group.next()
             }
         }
@@ -127,6 +131,21 @@ public final class ClusterMembership: Service, Sendable, CustomStringConvertible
                 failing = true
             }
             try await Task.sleep(for: self.settings.heartbeatInterval)
+        }
+    }
+
+    /// Reads the registry into the history every ``ClusterHistory/interval``.
+    private func sampleHistory() async throws {
+        while true {
+            do {
+                let nodes = try await self.store.registeredNodes(deadline: .now + .seconds(1))
+                self.history.record(nodes, liveWithin: self.settings.nodeGoneAfter)
+            } catch where Task.isCancelled {
+                return
+            } catch {
+                self.logger.debug("registry sample failed", metadata: ["error": "\(describe(error))"])
+            }
+            try await Task.sleep(for: self.history.interval)
         }
     }
 

@@ -4,13 +4,15 @@ import IncrementCore
 import IncrementStore
 import Logging
 
-/// `GET /cluster` (the node registry) and `POST /flush` (a cluster-wide flush barrier).
+/// `GET /cluster` (the node registry), `GET /cluster/history` (its last five minutes, for the
+/// status page's charts) and `POST /flush` (a cluster-wide flush barrier).
 struct ClusterController<Context: RequestContext>: Sendable {
     let store: CounterStore
     let barrier: FlushBarrier
     let settings: ClusterSettings
     /// The answering node's own view of its database, shown beside the registry it read.
     let health: NodeHealth
+    let history: ClusterHistory
     /// The longest a registry read waits for the database.
     let readTimeout: Duration
     let tokens: AccessTokens
@@ -19,6 +21,7 @@ struct ClusterController<Context: RequestContext>: Sendable {
         let routes = RouteCollection(context: Context.self)
         routes.requiring(.admin, self.tokens)
         routes.get("cluster", use: self.cluster)
+        routes.get("cluster/history", use: self.clusterHistory)
         routes.post("flush", use: self.flush)
         return routes
     }
@@ -64,6 +67,16 @@ struct ClusterController<Context: RequestContext>: Sendable {
         }
     }
 
+    struct HistoryView: Encodable {
+        let intervalSeconds: Double
+        let samples: [ClusterHistory.Sample]
+
+        enum CodingKeys: String, CodingKey {
+            case intervalSeconds = "interval_seconds"
+            case samples
+        }
+    }
+
     struct FlushView: Encodable {
         let barrier: Int64
         let seconds: Double
@@ -99,6 +112,10 @@ struct ClusterController<Context: RequestContext>: Sendable {
         let live = views.count { $0.status == "live" }
         return Response.json(
             ClusterView(nodes: views, live: live, gone: views.count - live, database: "\(self.health.databaseRole)"))
+    }
+
+    @Sendable func clusterHistory(_ request: Request, context: Context) async throws -> Response {
+        Response.json(HistoryView(intervalSeconds: self.history.interval.seconds, samples: self.history.recent))
     }
 
     @Sendable func flush(_ request: Request, context: Context) async throws -> Response {
