@@ -774,12 +774,20 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--out", default=os.path.join(ROOT, "loadtest", "report"))
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="only the section on deleting and listing counters: print its figures, write nothing")
     options = parser.parse_args()
     seconds = 1 if options.smoke else options.seconds
     subprocess.run([f"{ROOT}/scripts/install-deps.sh", "--for-load"], check=True)
     plots_python = project_python()
     stack = Stack(3, options.debug)
     report = Report(stack, seconds, options.connections)
+    if options.lifecycle:
+        try:
+            print(counter_lifecycle(report, stack, options.smoke))
+        finally:
+            stack.stop()
+        return
     try:
         fronts = stack.fronts
         print("scenarios:", flush=True)

@@ -248,7 +248,8 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
         CounterController(reads: node.counterReads, store: node.store, barrier: node.barrier, tokens: settings.accessTokens).endpoints)
     router.addRoutes(
         CounterDeletionController(
-            store: node.store, barrier: node.barrier, shardMap: node.flusher.shardMap, tokens: settings.accessTokens
+            store: node.store, barrier: node.barrier, shardMap: node.flusher.shardMap, deleted: node.metrics.deletedCounters,
+            tokens: settings.accessTokens
         ).endpoints
     )
     router.addRoutes(

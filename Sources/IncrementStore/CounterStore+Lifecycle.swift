@@ -80,21 +80,27 @@ extension CounterStore {
         }
         return try await self.inDeleteTransaction(locking: shardMap.lockOrder(for: keys), deadline: deadline) { connection in
             try await self.recordDeletion(of: prefix.string, isPrefix: true, barrier: barrier, on: connection)
-            let rows = try await connection.query(
+            let deleted = try await connection.query(
                 """
                 WITH deleted AS (DELETE FROM counters WHERE key = ANY(\(keys.map(\.string))::text[]) RETURNING 1)
-                SELECT (SELECT count(*) FROM deleted)::bigint, EXISTS (
-                    SELECT 1 FROM counters
-                    WHERE key COLLATE "C" >= \(prefix.string) AND (\(upper)::text IS NULL OR key COLLATE "C" < \(upper))
-                    AND key <> ALL(\(keys.map(\.string))::text[])
-                )
+                SELECT count(*)::bigint FROM deleted
                 """,
                 logger: self.logger
             )
             var result = PrefixDeletion(deleted: 0, more: false)
-            for try await (deleted, more) in rows.decode((Int64, Bool).self) {
-                result = PrefixDeletion(deleted: Int(deleted), more: more)
-            }
+            for try await count in deleted.decode(Int64.self) { result.deleted = Int(count) }
+            // A statement of its own: it sees the deletions above (a sibling in the same
+            // statement would not, and excluding the deleted keys by name costs keys² comparisons).
+            let left = try await connection.query(
+                """
+                SELECT EXISTS (
+                    SELECT 1 FROM counters
+                    WHERE key COLLATE "C" >= \(prefix.string) AND (\(upper)::text IS NULL OR key COLLATE "C" < \(upper))
+                )
+                """,
+                logger: self.logger
+            )
+            for try await more in left.decode(Bool.self) { result.more = more }
             return result
         }
     }
@@ -149,8 +155,10 @@ extension CounterStore {
 
     // MARK: Private
 
-    /// Runs `body` in a transaction bounded as a flush is, holding the exclusive locks of
-    /// `shards` (ascending, as flushes take them: no deadlock).
+    /// Runs `body` in a transaction holding the exclusive locks of `shards` (ascending, as
+    /// flushes take them: no deadlock). Its statements, lock waits included, end by `deadline`
+    /// (at most a flush attempt's timeout), so a delete the caller gave up on rolls back rather
+    /// than commit later, unless it had reached COMMIT.
     private func inDeleteTransaction<Result: Sendable>(
         locking shards: [Int32],
         deadline: ContinuousClock.Instant,
@@ -158,7 +166,7 @@ extension CounterStore {
     ) async throws -> Result {
         try await withDeadline(deadline) {
             try await self.client.withTransaction(logger: self.logger) { connection in
-                let timeout = self.limits.attemptTimeout.postgresMilliseconds
+                let timeout = min(self.limits.attemptTimeout, max(deadline - .now, .milliseconds(1))).postgresMilliseconds
                 try await connection.query(
                     """
                     SELECT set_config('statement_timeout', \(timeout) || 'ms', true),

@@ -38,6 +38,7 @@ struct CounterLifecycleRouteTests {
             let round = try await client.execute(uri: "/counters?prefix=user%3A42%3A", method: .delete)
             #expect(round.status == .ok)
             #expect(round.text == #"{"deleted":5,"more":false}"#)
+            #expect(try await client.get("/metrics").text.contains("increment_deleted_counters_total 5"))
             #expect(try await client.post("/increment?wait=commit", #"{"key":"user:42:0","value":7}"#).status == .ok)
         }
         #expect(try await counters(in: database) == ["user:420": 1, "user:43:x": 1, "user:42:0": 7])

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Hummingbird
 import IncrementCore
 import IncrementStore
@@ -14,6 +15,8 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
     let store: CounterStore
     let barrier: FlushBarrier
     let shardMap: ClusterShardMap
+    /// Counts the counters deleted.
+    let deleted: Counter
     let tokens: AccessTokens
     /// The most counters one `DELETE /counters?prefix=` request deletes.
     static var maximumDeletedPerRound: Int { 10_000 }
@@ -45,6 +48,7 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
         guard let total else {
             throw CounterController<Context>.notFound(key)
         }
+        self.deleted.increment()
         context.logger.notice("counter deleted", metadata: ["counter.key": "\(key)", "barrier": "\(passed.barrier)"])
         return Response.json(bytes: CounterController<Context>.answerBody(key: key, value: total))
     }
@@ -75,6 +79,7 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
             context.logger.warning("prefix delete failed", metadata: ["error": "\(describe(error))"])
             throw APIError.databaseUnavailable
         }
+        self.deleted.increment(by: round.deleted)
         context.logger.notice(
             "counters deleted by prefix",
             metadata: ["counter.prefix": "\(prefix)", "counter.deleted": "\(round.deleted)", "barrier": "\(passed.barrier)"])

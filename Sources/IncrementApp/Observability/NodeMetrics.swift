@@ -29,6 +29,8 @@ public struct NodeMetrics: Sendable {
     let ready: Gauge
     let barrierTimeouts: Counter
     let eventLoopAnswers: Counter
+    /// Counters deleted through this node, one by one or by prefix.
+    let deletedCounters: Counter
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -48,6 +50,7 @@ public struct NodeMetrics: Sendable {
         self.quarantinedIncrements = Counter(label: "increment_quarantined_total", factory: factory)
         self.lockWait = Metrics.Timer(label: "increment_advisory_lock_wait_seconds", factory: factory)
         self.prunedLedgerRows = Counter(label: "increment_ledger_pruned_rows_total", factory: factory)
+        self.deletedCounters = Counter(label: "increment_deleted_counters_total", factory: factory)
         self.idempotentReplays = Counter(label: "increment_idempotent_replays_total", factory: factory)
         self.idempotencyConflicts = Counter(label: "increment_idempotency_conflicts_total", factory: factory)
         self.prunedIdempotencyKeys = Counter(label: "increment_idempotency_keys_pruned_total", factory: factory)
