@@ -185,15 +185,18 @@ extension CounterStore {
             binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $14
             increments = """
                 recorded AS (
-                    INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, expires_at)
-                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now() + make_interval(secs => $11)
+                    INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, created_at, expires_at)
+                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now(), now() + make_interval(secs => $11)
                     FROM unnest($8::text[], $9::bigint[], $10::text[]) AS r(idem_key, fingerprint, total_key)
                     ORDER BY idem_key COLLATE "C"
+                    -- now() only in the SELECT: Citus refuses functions that are not immutable in
+                    -- DO UPDATE on a distributed table; EXCLUDED.created_at is the same now().
                     ON CONFLICT (idem_key) DO UPDATE SET
                         fingerprint = EXCLUDED.fingerprint, total_key = EXCLUDED.total_key, total = NULL,
-                        node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = now(), expires_at = EXCLUDED.expires_at
+                        node_id = EXCLUDED.node_id, seq = EXCLUDED.seq, created_at = EXCLUDED.created_at,
+                        expires_at = EXCLUDED.expires_at
                     -- A key past its retention, not yet pruned, is new again.
-                    WHERE k.expires_at < now()
+                    WHERE k.expires_at < EXCLUDED.created_at
                     RETURNING idem_key
                 ), increments AS (
                     SELECT key, sum(delta) AS delta FROM (
