@@ -153,8 +153,7 @@ struct CounterController<Context: RequestContext>: Sendable {
     }
 
     private static func key(percentEncoded encoded: Substring) throws(APIError) -> CounterKey {
-        // Most keys carry no escape: they skip Foundation's decoder.
-        guard let key = encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded) else {
+        guard let key = Self.percentDecoded(encoded) else {
             throw APIError(.invalidKey, "key is not valid percent-encoded UTF-8")
         }
         do throws(IncrementInputError) {
@@ -218,6 +217,12 @@ struct CounterController<Context: RequestContext>: Sendable {
         return query
     }
 
+    /// `encoded` without its percent escapes; nil when they do not make UTF-8. Most keys carry
+    /// no escape: they skip Foundation's decoder.
+    static func percentDecoded(_ encoded: Substring) -> String? {
+        encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded)
+    }
+
     /// A percent-encoded query parameter read as a key or a prefix; `400 invalid_parameter`
     /// naming the parameter when it is not one.
     static func parameter<Value>(
@@ -225,7 +230,7 @@ struct CounterController<Context: RequestContext>: Sendable {
         _ encoded: Substring,
         _ make: (String) throws(IncrementInputError) -> Value
     ) throws(APIError) -> Value {
-        guard let text = encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded) else {
+        guard let text = Self.percentDecoded(encoded) else {
             throw APIError(.invalidParameter, "\(name) is not valid percent-encoded UTF-8")
         }
         do throws(IncrementInputError) {
