@@ -77,7 +77,10 @@ struct NodeComponents: Sendable {
     let openWaits = OpenCommitWaits()
     let idempotency = IdempotencyTable()
     let idempotencyLookup: CoalescedLookup<IdempotencyKey, IdempotencyRecord>
-    let counterReads: CoalescedLookup<CounterKey, Int64>
+    let counterLookup: CoalescedLookup<CounterKey, Int64>
+    /// Nil when `READ_CACHE_STALENESS_MS` is 0; then so is the listener.
+    let readCache: CommittedValueCache?
+    let changeListener: CounterChangeListener?
     let intake: IncrementIntake
     let requestMetrics: RequestMetricsCache
     let registry: PrometheusCollectorRegistry
@@ -99,6 +102,19 @@ struct NodeComponents: Sendable {
             usesPreparedStatements: settings.database.usesPreparedStatements)
         self.buffer = IncrementBuffer(shardCount: settings.bufferShards, maximumPendingKeys: settings.maximumPendingKeys)
         let nodeID = UUID().uuidString.lowercased()
+        if settings.readCacheStaleness > .zero {
+            let cache = CommittedValueCache(
+                shardMap: ClusterShardMap(shardCount: settings.flush.clusterShards),
+                maximumKeys: settings.readCacheMaximumKeys,
+                maximumStaleness: settings.readCacheStaleness
+            )
+            self.readCache = cache
+            self.changeListener = CounterChangeListener(
+                cache: cache, configuration: try settings.database.connectionConfiguration(), store: self.store, logger: logger)
+        } else {
+            self.readCache = nil
+            self.changeListener = nil
+        }
         var flushLogger = logger
         flushLogger[metadataKey: "node.id"] = "\(nodeID)"
         self.flusher = Flusher(
@@ -112,6 +128,7 @@ struct NodeComponents: Sendable {
             idempotency: self.idempotency,
             advertisedAddress: settings.cluster.advertisedAddress,
             nodeID: nodeID,
+            readCache: self.readCache,
             logger: flushLogger
         )
         self.membership = ClusterMembership(
@@ -131,12 +148,19 @@ struct NodeComponents: Sendable {
         // A read waits at most 5 s for the database, then answers 503. One query at a time:
         // the reads that arrive while it runs share the next, so the busier the node, the more
         // keys per query (measured: 12 µs of PostgreSQL CPU per read, against 21 with three).
-        self.counterReads = CoalescedLookup(
+        // The cache keeps what each query found, unless a change to those shards was heard meanwhile.
+        let readCache = self.readCache
+        self.counterLookup = CoalescedLookup(
             name: "counter",
             concurrentQueries: 1,
             timeout: .seconds(5)
         ) { keys, deadline in
-            try await store.totals(forKeys: keys, deadline: deadline)
+            let ticket = readCache?.ticket()
+            let found = try await store.totals(forKeys: keys, deadline: deadline)
+            if let readCache, let ticket {
+                readCache.keep(found, for: keys, ticket: ticket)
+            }
+            return found
         }
         self.barrier = FlushBarrier(
             store: self.store, membership: self.membership, settings: settings.cluster, timeouts: self.metrics.barrierTimeouts
@@ -200,7 +224,8 @@ struct NodeComponents: Sendable {
                 )
             ),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: Self.serverName),
-            services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup, self.counterReads],
+            services: [self.postgres, self.flusher, self.membership, self.idempotencyLookup, self.counterLookup]
+                + (self.changeListener.map { [$0] } ?? []),
             onServerRunning: onServerRunning,
             logger: self.logger
         )
@@ -210,6 +235,12 @@ struct NodeComponents: Sendable {
 extension NodeComponents {
     /// The `Server` header of every answer.
     static let serverName = "increment-node"
+
+    /// Plain reads: the cache first, then the shared queries.
+    var counterReads: CounterReads {
+        CounterReads(
+            lookup: self.counterLookup, cache: self.readCache, hits: self.metrics.readCacheHits, misses: self.metrics.readCacheMisses)
+    }
 
     /// The decisions of the requests answered on the event loop, shared by every connection's
     /// ``EventLoopHandler``.
@@ -249,7 +280,7 @@ func buildRouter(node: NodeComponents, settings: NodeSettings) -> Router<AppRequ
     router.addRoutes(
         CounterDeletionController(
             store: node.store, barrier: node.barrier, shardMap: node.flusher.shardMap, deleted: node.metrics.deletedCounters,
-            tokens: settings.accessTokens
+            readCache: node.readCache, tokens: settings.accessTokens
         ).endpoints
     )
     router.addRoutes(

@@ -152,6 +152,37 @@ public struct DatabaseSettings: Sendable, Equatable {
         return configuration
     }
 
+    /// The configuration of a single connection outside the pool, to the same server as the
+    /// pool's (the node's change listener holds one).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if self.host.hasPrefix("/") {
+            configuration = .init(
+                unixSocketPath: "\(self.host)/.s.PGSQL.\(self.port)",
+                username: self.username,
+                password: self.password,
+                database: self.database
+            )
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch self.tlsMode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(
+                host: self.host,
+                port: self.port,
+                username: self.username,
+                password: self.password,
+                database: self.database,
+                tls: tls
+            )
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
     /// A description safe for logs (no password).
     public var redactedDescription: String {
         "postgres://\(self.username)@\(self.host):\(self.port)/\(self.database)"

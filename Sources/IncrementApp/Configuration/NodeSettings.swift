@@ -25,6 +25,11 @@ public struct NodeSettings: Sendable {
     /// Whether the plain `POST /increment` and `GET /counters/{key}` are answered on the event
     /// loop, without the router.
     public var answersOnEventLoop: Bool
+    /// How far behind the database a value the read cache serves may be; zero: no cache, every
+    /// plain read queries.
+    public var readCacheStaleness: Duration
+    /// The most keys the read cache keeps.
+    public var readCacheMaximumKeys: Int
     /// The cluster registry and flush barriers.
     public var cluster: ClusterSettings
     /// The bearer tokens accepted; none configured: authentication is off.
@@ -55,7 +60,8 @@ public struct NodeSettings: Sendable {
         Keys.flushAttemptTimeoutMs, Keys.flushStallTimeoutMs, Keys.flushLockMode, Keys.flushShutdownTimeoutMs, Keys.shutdownDrainMs,
         Keys.shutdownRefuseNewConnections,
         Keys.flushSpillDir, Keys.clusterShards, Keys.ledgerRetentionSeconds, Keys.idempotencyRetentionSeconds, Keys.readinessMaxStalenessMs,
-        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.httpEventLoopAnswers, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
+        Keys.migrateOnStart, Keys.httpMaxBodyBytes, Keys.httpEventLoopAnswers, Keys.readCacheStalenessMs,
+        Keys.readCacheMaxKeys, Keys.batchMaxItems, Keys.clusterAdvertiseAddress,
         Keys.clusterHeartbeatMs, Keys.clusterNodeGoneMs, Keys.clusterNodeRemoveSeconds, Keys.barrierPollMs,
         Keys.barrierTimeoutMs, Keys.authTokens, Keys.authTokensFile, Keys.authProtectMetrics, Keys.logLevel,
     ]
@@ -133,6 +139,11 @@ public struct NodeSettings: Sendable {
         static let httpEventLoopAnswers = SettingDescriptor(
             key: "http.eventLoopAnswers", defaultValue: "true",
             summary: "answer the plain POST /increment (no query, no Idempotency-Key) and GET /counters/{key} (no query) where they are read, without the router; the same answers for less CPU")
+        static let readCacheStalenessMs = SettingDescriptor(
+            key: "readCache.stalenessMs", defaultValue: "200",
+            summary: "plain reads may be answered from the node's cache of committed values, at most this far behind the database (changes announced by every commit, heartbeats prove they are heard); 0: every read queries. Needs a session of its own: 0 behind a pooler in transaction mode")
+        static let readCacheMaxKeys = SettingDescriptor(
+            key: "readCache.maxKeys", defaultValue: "100000", summary: "most keys the read cache keeps")
         static let batchMaxItems = SettingDescriptor(
             key: "batch.maxItems", defaultValue: "\(IncrementBodyDecoder.defaultMaximumBatchItems)", summary: "most increments in one POST /increments")
         static let clusterAdvertiseAddress = SettingDescriptor(
@@ -177,6 +188,8 @@ public struct NodeSettings: Sendable {
         self.maximumBodyBytes = try Keys.httpMaxBodyBytes.int(from: reader, in: 64...(64 << 20))
         self.maximumBatchItems = try Keys.batchMaxItems.int(from: reader, in: 1...100_000)
         self.answersOnEventLoop = try Keys.httpEventLoopAnswers.bool(from: reader)
+        self.readCacheStaleness = try Keys.readCacheStalenessMs.milliseconds(from: reader, in: 0...60_000)
+        self.readCacheMaximumKeys = try Keys.readCacheMaxKeys.int(from: reader, in: 1...100_000_000)
         self.flush = FlushSettings(
             interval: try Keys.flushIntervalMs.milliseconds(from: reader, in: 1...600_000),
             earlyFlushKeys: try Keys.flushEarlyKeys.int(from: reader, in: 1...100_000_000),

@@ -35,6 +35,8 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
     let activity: NodeActivity
     let spill: SpillDirectory?
     let idempotency: IdempotencyTable
+    /// The node's read cache, told of each flush's shards when it ends (nil: no cache).
+    let readCache: CommittedValueCache?
     /// The address this node registers under.
     let advertisedAddress: String
     let logger: Logger
@@ -61,9 +63,11 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         idempotency: IdempotencyTable,
         advertisedAddress: String,
         nodeID: String,
+        readCache: CommittedValueCache? = nil,
         logger: Logger
     ) {
         self.idempotency = idempotency
+        self.readCache = readCache
         self.advertisedAddress = advertisedAddress
         self.buffer = buffer
         self.store = store
@@ -159,6 +163,7 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
         guard !spilled.isEmpty else { return }
         var nodes = Set<String>()
         for entry in spilled {
+            defer { self.readCache?.changed(shards: entry.batch.clusterShards) }
             let result = try await self.store.apply(entry.batch, mayHaveCommittedBefore: entry.mayHaveCommitted)
             self.recordQuarantine(result, batch: entry.batch)
             try spill.remove(entry)
@@ -270,7 +275,10 @@ public final class Flusher: Service, Sendable, CustomStringConvertible {
             // A periodic attempt gives way to shutdown at once (the final flush retries the same
             // batch, by the shutdown deadline); the final flush's own attempts run to their deadline.
             let attempt: @Sendable () async throws -> FlushResult = {
-                try await self.store.apply(
+                // This node's reads see its own commit before any waiter is answered; the other
+                // nodes hear of it from the database. Also after a failure: it may have committed.
+                defer { self.readCache?.changed(shards: batch.clusterShards) }
+                return try await self.store.apply(
                     batch,
                     totalsFor: wantedKeys,
                     mayHaveCommittedBefore: mayHaveCommittedBefore,

@@ -8,11 +8,13 @@ import Logging
 /// committed values from PostgreSQL, and with `consistency=strong` only after a cluster-wide
 /// flush barrier.
 ///
-/// Reads running at the same time share queries (``CoalescedLookup``), each query started after
-/// the reads it answers arrived: a read sees at least what was committed when it began.
+/// Plain reads are answered from the node's cache of committed values while it may serve them
+/// (at most `READ_CACHE_STALENESS_MS` behind the database), else share queries
+/// (``CoalescedLookup``), each query started after the reads it answers arrived. Strong reads
+/// always query, after their barrier.
 struct CounterController<Context: RequestContext>: Sendable {
-    /// Committed totals, many keys per query; it gives up on the database after 5 s (then `503`).
-    let reads: CoalescedLookup<CounterKey, Int64>
+    /// Committed totals: cached, or many keys per query, giving up on the database after 5 s (then `503`).
+    let reads: CounterReads
     /// Where listings are read.
     let store: CounterStore
     let barrier: FlushBarrier
@@ -127,6 +129,9 @@ struct CounterController<Context: RequestContext>: Sendable {
             _ = try await self.barrier.passOrThrowAPIError(logger: logger)
         }
         do {
+            if case .strong = consistency {
+                return try await self.reads.lookup.values(for: keys)
+            }
             return try await self.reads.values(for: keys)
         } catch {
             logger.warning("counter read failed", metadata: ["error": "\(describe(error))"])

@@ -17,6 +17,9 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
     let shardMap: ClusterShardMap
     /// Counts the counters deleted.
     let deleted: Counter
+    /// Told of each delete as it ends, so this node's reads never see a deleted value (other
+    /// nodes hear of it from the database).
+    let readCache: CommittedValueCache?
     let tokens: AccessTokens
     /// The most counters one `DELETE /counters?prefix=` request deletes.
     static var maximumDeletedPerRound: Int { 10_000 }
@@ -39,6 +42,7 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
         let key = try CounterController<Context>.key(fromPath: request.uri.path)
         let passed = try await self.barrier.passOrThrowAPIError(logger: context.logger)
         let total: Int64?
+        defer { self.readCache?.changed(shards: [self.shardMap.shard(for: key)]) }
         do {
             total = try await self.store.deleteCounter(key, barrier: passed.barrier, shardMap: self.shardMap, deadline: .now + .seconds(5))
         } catch {
@@ -71,6 +75,7 @@ struct CounterDeletionController<Context: RequestContext>: Sendable {
         }
         let passed = try await self.barrier.passOrThrowAPIError(logger: context.logger)
         let round: PrefixDeletion
+        defer { self.readCache?.changedEverywhere() }
         do {
             round = try await self.store.deleteCounters(
                 prefix: prefix, barrier: passed.barrier, limit: Self.maximumDeletedPerRound, shardMap: self.shardMap,

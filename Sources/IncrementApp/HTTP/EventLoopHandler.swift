@@ -94,6 +94,12 @@ final class EventLoopHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 self.releaseQuiesce(context: context)
             case .read(let key):
+                if let answer = self.routes.cachedRead(key) {
+                    self.state = .idle
+                    self.answer(answer, route: route, to: head, started: started, context: context)
+                    self.releaseQuiesce(context: context)
+                    return
+                }
                 self.state = .waitingForRead
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 let eventLoop = context.eventLoop

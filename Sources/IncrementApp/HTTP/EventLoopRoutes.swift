@@ -36,7 +36,7 @@ struct EventLoopRoutes: Sendable {
     }
 
     let intake: IncrementIntake
-    let reads: CoalescedLookup<CounterKey, Int64>
+    let reads: CounterReads
     let health: NodeHealth
     let activity: NodeActivity
     let tokens: AccessTokens
@@ -88,7 +88,17 @@ struct EventLoopRoutes: Sendable {
         }
     }
 
-    /// Reads `key`'s committed value; `completion` runs on a thread of the look-up's own.
+    /// `key`'s committed value from the node's cache, if it may answer now.
+    func cachedRead(_ key: CounterKey) -> Answer? {
+        switch self.reads.cached(key) {
+        case .value(let value): .counter(CounterController<BasicRequestContext>.answerBody(key: key, value: value))
+        case .absent: .refused(CounterController<BasicRequestContext>.notFound(key))
+        case nil: nil
+        }
+    }
+
+    /// Reads `key`'s committed value from the database; `completion` runs on a thread of the
+    /// look-up's own.
     func read(_ key: CounterKey, completion: @escaping @Sendable (Answer) -> Void) {
         self.reads.lookUp([key]) { result in
             switch result {

@@ -31,6 +31,9 @@ public struct NodeMetrics: Sendable {
     let eventLoopAnswers: Counter
     /// Counters deleted through this node, one by one or by prefix.
     let deletedCounters: Counter
+    /// Plain reads answered from the node's cache of committed values, and those that queried.
+    let readCacheHits: Counter
+    let readCacheMisses: Counter
 
     /// The bucket boundaries for the batch size histogram, in keys.
     public static let batchKeysBuckets: [Double] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
@@ -59,6 +62,8 @@ public struct NodeMetrics: Sendable {
         self.ready = Gauge(label: "increment_ready", factory: factory)
         self.barrierTimeouts = Counter(label: "increment_barrier_timeouts_total", factory: factory)
         self.eventLoopAnswers = Counter(label: "increment_event_loop_answers_total", factory: factory)
+        self.readCacheHits = Counter(label: "increment_read_cache_hits_total", factory: factory)
+        self.readCacheMisses = Counter(label: "increment_read_cache_misses_total", factory: factory)
     }
 
     /// Brings the buffer gauges up to date (called before each scrape and after each flush).
