@@ -225,7 +225,7 @@ struct CounterController<Context: RequestContext>: Sendable {
     /// `encoded` without its percent escapes; nil when they do not make UTF-8. Most keys carry
     /// no escape: they skip Foundation's decoder.
     static func percentDecoded(_ encoded: Substring) -> String? {
-        encoded.contains("%") ? encoded.removingPercentEncoding : String(encoded)
+        encoded.utf8.contains(UInt8(ascii: "%")) ? encoded.removingPercentEncoding : String(encoded)
     }
 
     /// A percent-encoded query parameter read as a key or a prefix; `400 invalid_parameter`
