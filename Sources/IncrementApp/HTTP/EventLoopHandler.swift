@@ -10,7 +10,7 @@ import NIOHTTPTypes
 /// read burst go out in one flush. Requests on one connection are still answered in order:
 /// while a request passed on is unanswered, the ones after it are passed on too, and while a
 /// read waits for the database, what arrives after it waits (past ``mostHeldParts``, the socket
-/// is not read).
+/// is not read). A read the node's cache can answer is answered at once, as a write is.
 final class EventLoopHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
