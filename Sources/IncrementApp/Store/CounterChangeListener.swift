@@ -23,6 +23,8 @@ final class CounterChangeListener: Service, Sendable, CustomStringConvertible {
     /// Sends the heartbeats.
     let store: CounterStore
     let logger: Logger
+    /// Whether a heartbeat came back since the listener last failed: a new failure is a new outage.
+    private let heardSinceFailure = Atomic<Bool>(false)
 
     var description: String { "CounterChangeListener" }
 
@@ -46,6 +48,7 @@ final class CounterChangeListener: Service, Sendable, CustomStringConvertible {
                     try await self.listen()
                 } catch {
                     if Task.isCancelled { break }
+                    if self.heardSinceFailure.exchange(false, ordering: .relaxed) { failures = 0 }
                     failures += 1
                     // One line per outage, not one per retry.
                     if failures == 1 {
@@ -102,6 +105,7 @@ final class CounterChangeListener: Service, Sendable, CustomStringConvertible {
         case .heartbeat(let listener, let sentAt):
             guard listener == session.listener else { return }  // another node's
             session.lastHeard.store(sentAt, ordering: .relaxed)
+            self.heardSinceFailure.store(true, ordering: .relaxed)
             self.cache.heard(heartbeatSentAt: session.origin + .nanoseconds(sentAt))
         case .changedEverywhere, nil:
             // Unlisted shards, or a payload this version does not know: forget everything.
