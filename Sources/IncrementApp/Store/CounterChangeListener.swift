@@ -83,7 +83,7 @@ final class CounterChangeListener: Service, Sendable, CustomStringConvertible {
                     group.addTask { try await self.sendHeartbeats(for: session) }
                     group.addTask {
                         try await self.watchSilence(of: session)
-                        // Ends a heartbeat query the server no longer answers, and the notifications.
+                        // Ends the notifications of a connection the server may no longer answer on.
                         try? await connection.close()
                         throw ChangeListenerFailure.silent(self.silenceLimit)
                     }
