@@ -115,12 +115,17 @@ public struct DatabaseSettings: Sendable, Equatable {
         }
     }
 
+    /// libpq's reading of a host that is a directory: the server's socket in it.
+    private var unixSocketPath: String? {
+        self.host.hasPrefix("/") ? "\(self.host)/.s.PGSQL.\(self.port)" : nil
+    }
+
     /// The postgres-nio client configuration.
     public var clientConfiguration: PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
-        if self.host.hasPrefix("/") {
+        if let unixSocketPath = self.unixSocketPath {
             configuration = .init(
-                unixSocketPath: "\(self.host)/.s.PGSQL.\(self.port)",
+                unixSocketPath: unixSocketPath,
                 username: self.username,
                 password: self.password,
                 database: self.database
@@ -156,9 +161,9 @@ public struct DatabaseSettings: Sendable, Equatable {
     /// pool's (the node's change listener holds one).
     public func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
-        if self.host.hasPrefix("/") {
+        if let unixSocketPath = self.unixSocketPath {
             configuration = .init(
-                unixSocketPath: "\(self.host)/.s.PGSQL.\(self.port)",
+                unixSocketPath: unixSocketPath,
                 username: self.username,
                 password: self.password,
                 database: self.database

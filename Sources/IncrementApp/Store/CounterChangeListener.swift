@@ -147,8 +147,7 @@ final class CounterChangeListener: Service, Sendable, CustomStringConvertible {
         }
 
         func nanosecondsSinceOrigin() -> Int64 {
-            let elapsed = ContinuousClock.now - self.origin
-            return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+            (ContinuousClock.now - self.origin).nanoseconds
         }
     }
 }
