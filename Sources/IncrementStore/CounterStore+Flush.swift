@@ -12,8 +12,9 @@ extension CounterStore {
     ///    touching the same shards queue) and claims the batch in the node's ledger row: a batch
     ///    whose sequence is not above the node's high-water mark was applied before, and nothing
     ///    more is written.
-    /// 2. The single upsert over `unnest` arrays. Keys whose total would leave bigint are moved
-    ///    to `quarantined_increments` in the same statement; the rest commit.
+    /// 2. The single upsert over `unnest` arrays. It returns the keys whose total would leave
+    ///    bigint; only if there are any, a second statement moves them to
+    ///    `quarantined_increments`. The rest commit.
     ///
     /// The attempt ends by `deadline` whatever the network does: past it the connection is
     /// closed. A failure says whether the batch may have committed all the same.
@@ -118,19 +119,40 @@ extension CounterStore {
             )
             try await result.collect(rows)
         default:
+            // The totals an idempotent request's record keeps are read back with the wanted ones.
+            let totalKeys = batch.idempotent.compactMap { $0.totalKey?.string }
             let rows = try await connection.query(
-                Self.upsert(batch, wanted: wanted, retention: self.limits.idempotencyRetention, lockMode: self.limits.lockMode),
+                Self.upsert(
+                    batch, wanted: wanted + totalKeys, retention: self.limits.idempotencyRetention,
+                    lockMode: self.limits.lockMode),
                 logger: self.logger)
-            try await result.collect(rows)
-            if !batch.idempotent.isEmpty {
+            let skipped = try await result.collectUpserted(rows)
+            if !skipped.isEmpty {
+                // Its own statement: Citus cannot write a table of the coordinator in a statement
+                // that also modifies distributed tables.
+                let quarantined = try await connection.query(
+                    """
+                    INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
+                    SELECT \(nodeID)::uuid, \(sequence), key, delta::numeric, \(Self.outOfRangeReason)
+                    FROM unnest(\(skipped.map(\.key))::text[], \(skipped.map(\.delta))::text[]) AS s(key, delta)
+                    RETURNING key, NULL::bigint, reason
+                    """,
+                    logger: self.logger
+                )
+                try await result.collect(quarantined)
+            }
+            let recorded = batch.idempotent.compactMap { request -> (String, Int64)? in
+                guard let key = request.totalKey, let total = result.totals[key] else { return nil }
+                return (request.key.value, total)
+            }
+            if !recorded.isEmpty {
+                // Only the records this flush made (node and sequence): a key recorded earlier,
+                // by any node, keeps the total it has.
                 try await connection.query(
                     """
-                    UPDATE idempotency_keys AS i SET total = c.value FROM counters AS c
-                    WHERE i.node_id = \(nodeID)::uuid AND i.seq = \(sequence) AND c.key = i.total_key
-                    AND NOT EXISTS (
-                        SELECT 1 FROM quarantined_increments AS q
-                        WHERE q.node_id = i.node_id AND q.seq = i.seq AND q.key = i.total_key
-                    )
+                    UPDATE idempotency_keys AS i SET total = t.total
+                    FROM unnest(\(recorded.map(\.0))::text[], \(recorded.map(\.1))::bigint[]) AS t(idem_key, total)
+                    WHERE i.idem_key = t.idem_key AND i.node_id = \(nodeID)::uuid AND i.seq = \(sequence)
                     """,
                     logger: self.logger
                 )
@@ -146,7 +168,9 @@ extension CounterStore {
     /// The single upsert of a batch: plain summed deltas, plus, when the batch carries
     /// idempotent requests, the increments of those whose keys this statement records (a key
     /// already recorded, by any node, and not expired, applies nothing again).
-    /// Keys whose total would leave bigint are quarantined in the same statement.
+    ///
+    /// Returns `(key, total, NULL)` for the wanted keys and `(key, NULL, delta)`, the delta as
+    /// text, for the keys it skipped because their total would leave bigint.
     ///
     /// The SQL is fixed text with numbered parameters; every value is bound. Public for the
     /// micro-benchmarks, which measure its encoding.
@@ -164,9 +188,8 @@ extension CounterStore {
         binds.append(batch.deltas)  // $2
         binds.append(batch.id.nodeID)  // $3
         binds.append(batch.id.sequence)  // $4
-        binds.append(Self.outOfRangeReason)  // $5
-        binds.append(wanted)  // $6
-        binds.append(batch.barrier)  // $7
+        binds.append(wanted)  // $5
+        binds.append(batch.barrier)  // $6
         let increments: String
         if batch.idempotent.isEmpty {
             increments = """
@@ -176,18 +199,18 @@ extension CounterStore {
                 """
         } else {
             let requests = batch.idempotent
-            binds.append(requests.map(\.key.value))  // $8
-            binds.append(requests.map(\.fingerprint))  // $9
-            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $10
-            binds.append(retention.seconds)  // $11
-            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $12
-            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $13
-            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $14
+            binds.append(requests.map(\.key.value))  // $7
+            binds.append(requests.map(\.fingerprint))  // $8
+            binds.append(requests.map { $0.totalKey?.string ?? "" })  // $9
+            binds.append(retention.seconds)  // $10
+            binds.append(requests.flatMap { request in request.increments.map { _ in request.key.value } })  // $11
+            binds.append(requests.flatMap { $0.increments.map(\.key.string) })  // $12
+            binds.append(requests.flatMap { $0.increments.map(\.delta) })  // $13
             increments = """
                 recorded AS (
                     INSERT INTO idempotency_keys AS k (idem_key, fingerprint, total_key, node_id, seq, created_at, expires_at)
-                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now(), now() + make_interval(secs => $11)
-                    FROM unnest($8::text[], $9::bigint[], $10::text[]) AS r(idem_key, fingerprint, total_key)
+                    SELECT idem_key, fingerprint, NULLIF(total_key, ''), $3::uuid, $4, now(), now() + make_interval(secs => $10)
+                    FROM unnest($7::text[], $8::bigint[], $9::text[]) AS r(idem_key, fingerprint, total_key)
                     ORDER BY idem_key COLLATE "C"
                     -- now() only in the SELECT: Citus refuses functions that are not immutable in
                     -- DO UPDATE on a distributed table; EXCLUDED.created_at is the same now().
@@ -203,7 +226,7 @@ extension CounterStore {
                         SELECT key, delta FROM unnest($1::text[], $2::bigint[]) AS u(key, delta)
                         UNION ALL
                         SELECT item.key, item.delta
-                        FROM unnest($12::text[], $13::text[], $14::bigint[]) AS item(idem_key, key, delta)
+                        FROM unnest($11::text[], $12::text[], $13::bigint[]) AS item(idem_key, key, delta)
                         JOIN recorded USING (idem_key)
                     ) AS increments
                     GROUP BY key
@@ -213,15 +236,15 @@ extension CounterStore {
         // A key's total must stay within bigint. A delta that does not fit (only a sum of
         // idempotent increments can be one) is never inserted; a stored row is checked by the
         // conflict clause as it locks it, with no second look-up of every key. The keys the
-        // upsert skipped are the quarantined ones, sought only when it returned fewer rows than
-        // it got.
+        // upsert skipped are the ones to quarantine, sought only when it upserted fewer rows
+        // than it got.
         // A counter deleted behind a barrier later than the batch's was deleted after every
         // increment here was accepted (the batch was retried, or spilled and replayed, past the
         // delete): its increments are skipped, not turned into a counter again. Normally no
         // deletion is that recent and `deleted` is one empty index range.
         let sql = """
             WITH \(increments), deleted AS MATERIALIZED (
-                SELECT key, is_prefix FROM counter_deletions WHERE barrier > $7
+                SELECT key, is_prefix FROM counter_deletions WHERE barrier > $6
             ), input AS (
                 SELECT key, delta FROM increments AS i
                 WHERE NOT EXISTS (
@@ -234,16 +257,12 @@ extension CounterStore {
                 ON CONFLICT (key) DO UPDATE SET value = c.value + EXCLUDED.value, updated_at = EXCLUDED.updated_at
                 WHERE c.value::numeric + EXCLUDED.value BETWEEN -9223372036854775808 AND 9223372036854775807
                 RETURNING key, value
-            ), quarantined AS (
-                INSERT INTO quarantined_increments (node_id, seq, key, delta, reason)
-                SELECT $3::uuid, $4, key, delta, $5 FROM input
-                WHERE (SELECT count(*) FROM upserted) < (SELECT count(*) FROM input)
-                AND NOT EXISTS (SELECT 1 FROM upserted WHERE upserted.key = input.key)
-                RETURNING key, reason
             )
-            SELECT key, value, NULL FROM upserted WHERE key = ANY($6::text[])
+            SELECT key, value, NULL FROM upserted WHERE key = ANY($5::text[])
             UNION ALL
-            SELECT key, NULL, reason FROM quarantined
+            SELECT key, NULL, delta::text FROM input
+            WHERE (SELECT count(*) FROM upserted) < (SELECT count(*) FROM input)
+            AND NOT EXISTS (SELECT 1 FROM upserted WHERE upserted.key = input.key)
             """
         return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
@@ -277,6 +296,20 @@ extension CounterStore {
 }
 
 extension FlushResult {
+    /// Reads the upsert's rows (``CounterStore/upsert(_:wanted:retention:lockMode:)``): the
+    /// totals, and returns the skipped keys with their deltas, as text, to quarantine.
+    fileprivate mutating func collectUpserted(_ rows: PostgresRowSequence) async throws -> [(key: String, delta: String)] {
+        var skipped: [(key: String, delta: String)] = []
+        for try await (key, value, delta) in rows.decode((String, Int64?, String?).self) {
+            if let delta {
+                skipped.append((key, delta))
+            } else if let value {
+                self.totals[CounterKey(trusted: key)] = value
+            }
+        }
+        return skipped
+    }
+
     /// Reads `(key, total, quarantine reason)` rows: a quarantine record wins over a total.
     fileprivate mutating func collect(_ rows: PostgresRowSequence) async throws {
         for try await (text, value, reason) in rows.decode((String, Int64?, String?).self) {
