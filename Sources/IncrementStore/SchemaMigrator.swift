@@ -170,9 +170,12 @@ public struct SchemaMigrator: Sendable {
 }
 
 extension CounterStore {
-    /// Applies the migrations bundled with this build.
+    /// Applies the migrations bundled with this build, then, on a Citus coordinator, the
+    /// ``CitusLayout``.
     @discardableResult
     public func migrate() async throws -> [Int] {
-        try await SchemaMigrator(client: self.client, logger: self.logger).migrate(try Migration.bundled())
+        let applied = try await SchemaMigrator(client: self.client, logger: self.logger).migrate(try Migration.bundled())
+        try await self.applyCitusLayout()
+        return applied
     }
 }
