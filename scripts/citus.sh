@@ -3,7 +3,7 @@
 # server in a directory of its own under DIR.
 #
 #   scripts/citus.sh start DIR   start (initialising what is new); prints the coordinator's DATABASE_URL
-#   scripts/citus.sh stop DIR    stop the three servers
+#   scripts/citus.sh stop DIR    stop the three servers (a later start restarts them, on the same ports)
 #   scripts/citus.sh available   exit 0 if this machine's PostgreSQL has the citus extension
 #
 # Needs the citus extension installed into the PostgreSQL that scripts/pg.sh runs; this project
@@ -25,7 +25,7 @@ available() {
 psql_at() {
     local url=$1
     shift
-    psql "$url" -v ON_ERROR_STOP=1 -qAt "$@"
+    PGOPTIONS="-c client_min_messages=warning" psql "$url" -v ON_ERROR_STOP=1 -qAt "$@"
 }
 
 servers() {
@@ -42,7 +42,9 @@ start)
     available || { echo "citus.sh: this machine's PostgreSQL has no citus extension" >&2; exit 1; }
     mkdir -p "$dir"
     for server in $(servers); do
-        PG_OPTIONS="-c shared_preload_libraries=citus ${PG_OPTIONS:-}" "$here/pg.sh" start "$dir/$server" >"$dir/$server.url"
+        # A restart keeps each server's port: the coordinator's metadata names the workers by it.
+        PG_OPTIONS="-c shared_preload_libraries=citus ${PG_OPTIONS:-}" \
+            "$here/pg.sh" start "$dir/$server" $(cat "$dir/$server/port" 2>/dev/null) >"$dir/$server.url"
         psql_at "$(cat "$dir/$server.url")" -c "CREATE EXTENSION IF NOT EXISTS citus"
     done
     coordinator=$(cat "$dir/coordinator.url")

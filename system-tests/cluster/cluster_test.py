@@ -6,7 +6,9 @@ hot ones, some with wait=commit, some as batches); the nodes are then drained, a
 in PostgreSQL must equal the sums acknowledged, exactly. The second test sends one node
 SIGTERM in the middle of the load.
 
-Usage: system-tests/cluster/cluster_test.py [--debug]   (prints "N passed, N failed")
+Usage: system-tests/cluster/cluster_test.py [--debug] [--citus]   (prints "N passed, N failed")
+  --citus  the nodes' PostgreSQL is a Citus coordinator with two workers (scripts/citus.sh; needs
+           the extension installed)
 """
 import http.client
 import json
@@ -238,10 +240,11 @@ def test_status_page_in_headless_chromium(database_url, debug):
 
 def main():
     debug = "--debug" in sys.argv
+    server = os.path.join(ROOT, "scripts/citus.sh" if "--citus" in sys.argv else "scripts/pg.sh")
     pg_dir = tempfile.mkdtemp(prefix="increment-cluster-pg.")
     os.chmod(pg_dir, 0o755)
-    database_url = subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "start", pg_dir], check=True,
-                                  capture_output=True, text=True, env=dict(os.environ, PG_DURABLE="0")).stdout.strip()
+    database_url = subprocess.run([server, "start", pg_dir], check=True, capture_output=True, text=True,
+                                  env=dict(os.environ, PG_DURABLE="0")).stdout.strip().splitlines()[-1]
     passed = failed = 0
     try:
         for test in (test_exact_totals_through_nginx, test_exact_totals_when_a_node_is_terminated_mid_load,
@@ -255,7 +258,7 @@ def main():
                 failed += 1
                 print(f"  FAILED: {error!r}")
     finally:
-        subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "stop", pg_dir], check=False)
+        subprocess.run([server, "stop", pg_dir], check=False)
     print(f"cluster: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -10,9 +10,11 @@ per key, the sum of acknowledged increments (200/202) and the sum whose outcome 
 
 (exact where nothing is unknown) and prints its figures.
 
-Usage: system-tests/faults/fault_suite.py [--full] [--debug] [CASE ...]
+Usage: system-tests/faults/fault_suite.py [--full] [--debug] [--citus] [CASE ...]
   --full   the long version (30 s outage, ten restart cycles, longer load); default: bounded for CI
   --debug  use the debug build
+  --citus  every cluster's PostgreSQL is a Citus coordinator with two workers (scripts/citus.sh;
+           needs the extension installed): for the cases that start no PostgreSQL of their own
 Prints "N passed, N failed".
 """
 import http.client
@@ -34,6 +36,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FULL = "--full" in sys.argv
 CONFIGURATION = "debug" if "--debug" in sys.argv else "release"
+# Every cluster's PostgreSQL is a Citus coordinator with two workers (scripts/citus.sh); only the
+# cases that start no PostgreSQL of their own mean anything then (see deploy/SCALING.md).
+CITUS = "--citus" in sys.argv
 BINARY = os.path.join(ROOT, ".build", CONFIGURATION, "increment-node")
 
 sys.path.insert(0, os.path.join(ROOT, "system-tests"))
@@ -84,6 +89,20 @@ def is_ready(port, host="127.0.0.1"):
         return False
 
 
+def server_processes(directory):
+    """The postmaster and every backend of the scripts/pg.sh server in `directory`."""
+    try:
+        postmaster = open(os.path.join(directory, "data", "postmaster.pid")).readline().strip()
+    except FileNotFoundError:  # not running
+        return []
+    children = subprocess.run(["ps", "--ppid", postmaster, "-o", "pid="], capture_output=True, text=True).stdout
+    return [int(postmaster)] + [int(pid) for pid in children.split()]
+
+
+def citus_available():
+    return subprocess.run([os.path.join(ROOT, "scripts/citus.sh"), "available"]).returncode == 0
+
+
 class Database:
     def __init__(self, extra_address=None, options=""):
         self.dir = tempfile.mkdtemp(prefix="increment-faults-pg.")
@@ -108,12 +127,7 @@ class Database:
 
     def processes(self):
         """The postmaster and every backend of this server."""
-        try:
-            postmaster = open(os.path.join(self.dir, "data", "postmaster.pid")).readline().strip()
-        except FileNotFoundError:  # not running
-            return []
-        children = subprocess.run(["ps", "--ppid", postmaster, "-o", "pid="], capture_output=True, text=True).stdout
-        return [int(postmaster)] + [int(pid) for pid in children.split()]
+        return server_processes(self.dir)
 
     def signal_all(self, number):
         for pid in self.processes():
@@ -181,6 +195,34 @@ class Node:
         return code, time.monotonic() - started
 
 
+class CitusDatabase(Database):
+    """A Citus coordinator and two workers (scripts/citus.sh); `url` is the coordinator's, which
+    the nodes connect to. Stopping, starting and signals act on all three servers."""
+
+    def start(self):
+        env = dict(os.environ, PG_DURABLE="0", PG_OPTIONS=self.options)
+        self.url = subprocess.run([os.path.join(ROOT, "scripts/citus.sh"), "start", self.dir], check=True,
+                                  capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1]
+
+    def stop(self):
+        subprocess.run([os.path.join(ROOT, "scripts/citus.sh"), "stop", self.dir], check=False)
+
+    def processes(self):
+        return [pid for server in ("coordinator", "worker1", "worker2")
+                for pid in server_processes(os.path.join(self.dir, server))]
+
+    def stop_worker(self, number):
+        subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "stop", os.path.join(self.dir, f"worker{number}")],
+                       check=True)
+
+    def start_worker(self, number):
+        directory = os.path.join(self.dir, f"worker{number}")
+        port = open(os.path.join(directory, "port")).read().strip()
+        env = dict(os.environ, PG_DURABLE="0", PG_OPTIONS=f"-c shared_preload_libraries=citus {self.options}")
+        subprocess.run([os.path.join(ROOT, "scripts/pg.sh"), "start", directory, port], check=True,
+                       capture_output=True, env=env)
+
+
 class Cluster:
     """PostgreSQL, N nodes and nginx in front of them."""
 
@@ -188,7 +230,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="increment-faults.")
         self.spill_dir = os.path.join(self.dir, "spill")
         self.node_env = {k: str(v) for k, v in node_env.items()}
-        self.database = database or Database(database_address)
+        self.database = database or (CitusDatabase() if CITUS else Database(database_address))
         self.nodes = [Node(self, index) for index in range(nodes)]
         self.removed = []  # nodes taken out of the upstream list, stopped with the rest
         self.port = free_port()
@@ -283,6 +325,7 @@ class Load:
         self.committed = {}  # per key, the sum answered 200 to wait=commit: committed, durable
         self.errors = {}  # connection errors by kind, for the failure message
         self.commit_latencies = []
+        self.slowest = 0.0  # seconds, the longest any request took to be answered
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self.run, args=(seed,), daemon=True) for seed in range(clients)]
@@ -299,9 +342,10 @@ class Load:
             thread.join()
         self.elapsed = time.monotonic() - self.started
 
-    def record(self, status, key, value, latency=None):
+    def record(self, status, key, value, latency=None, took=0.0):
         with self.lock:
             self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.slowest = max(self.slowest, took)
             if status in (200, 202):
                 self.acknowledged[key] = self.acknowledged.get(key, 0) + value
             if status == 200 and latency is not None:
@@ -325,7 +369,8 @@ class Load:
                                    body=json.dumps({"key": key, "value": value}))
                 response = connection.getresponse()
                 response.read()
-                self.record(response.status, key, value, time.monotonic() - started if wait else None)
+                took = time.monotonic() - started
+                self.record(response.status, key, value, took if wait else None, took)
                 if response.getheader("connection", "").lower() == "close":
                     connection.close()
             except (OSError, http.client.HTTPException) as error:
@@ -349,6 +394,7 @@ class Load:
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
         self.commit_latencies += other.commit_latencies
+        self.slowest = max(self.slowest, other.slowest)
         return self
 
     def check_after_a_kill(self, stored):
@@ -1706,6 +1752,37 @@ def p99(values):
     return values[int(len(values) * 0.99)] if values else 0.0
 
 
+def case_a_citus_worker_stopped_mid_flush_keeps_the_batch():
+    """On Citus: a worker stopped for a few seconds under load fails the flushes that touch its
+    shards; their batches are kept and retried, and once it is back every one is applied once."""
+    if not citus_available():
+        raise Skipped("this machine's PostgreSQL has no citus extension (scripts/citus.sh available)")
+    stopped_for = 10 if FULL else 4
+    cluster = Cluster(nodes=2, database=CitusDatabase())
+    try:
+        with Load(cluster.port, "worker-", commit_share=0.1) as load:
+            time.sleep(2)
+            cluster.database.stop_worker(1)
+            time.sleep(stopped_for)
+            failures = sum(metric(node, "increment_flush_failures_total") for node in cluster.nodes)
+            cluster.database.start_worker(1)
+            back = time.monotonic()
+            wait_for(lambda: all(is_ready(n.port) for n in cluster.nodes), 60, "nodes ready")
+            time.sleep(2)
+        status, body = request(cluster.port, "POST", "/flush", timeout=60)
+        assert status == 200, (status, body)
+        caught_up = time.monotonic() - back
+        for node in cluster.nodes:
+            node.signal(signal.SIGTERM)
+            assert node.wait_exit(60)[0] == 0
+        figures = load.check(cluster.counters("worker-"), exact=not load.unknown)
+        assert failures > 0, "no flush failed while the worker was stopped: the case tested nothing"
+        return (f"worker stopped {stopped_for} s under load: {failures:.0f} flushes failed meanwhile and were "
+                f"retried, every node's buffer committed {caught_up:.1f} s after it was back; {figures}")
+    finally:
+        cluster.stop()
+
+
 def case_soak_under_mixed_load_with_a_fault_a_minute():
     """Issue 16: mixed load for 10 minutes (2 in the bounded mode) with one fault a minute from
     the suite's list (PostgreSQL restarted, a node stopped 3 s, backends terminated, nginx
@@ -1789,6 +1866,7 @@ CASES = [
     case_idempotent_retries_are_exact_across_kills_and_restarts,
     case_deletes_under_load_lose_and_double_nothing,
     case_a_deleted_counter_stays_deleted_after_retries_spills_and_repeats,
+    case_a_citus_worker_stopped_mid_flush_keeps_the_batch,
     case_soak_under_mixed_load_with_a_fault_a_minute,
 ]
 
