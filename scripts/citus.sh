@@ -19,7 +19,8 @@ workers=${CITUS_WORKERS:-2}
 available() {
     local bin
     bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    [[ -n "$bin" && -f "$("$bin/pg_config" --pkglibdir)/citus.so" ]]
+    # Debian's layout: the server's modules are in lib/ beside bin/.
+    [[ -n "$bin" && -f "${bin%/bin}/lib/citus.so" ]]
 }
 
 psql_at() {
