@@ -292,6 +292,15 @@ def main():
             except Exception as error:  # noqa: BLE001 (each step reports and the next one runs)
                 failed += 1
                 print(f"FAIL {step.__name__} ({time.monotonic() - started:.0f} s): {error}", flush=True)
+                # What the engine did to each container meanwhile: a replica's exit code (75: it
+                # spilled its batches) or a kill signal says where acknowledged increments went.
+                events = compose.docker(
+                    "events", "--since", f"{int(time.time() - (time.monotonic() - started)) - 1}",
+                    "--until", f"{int(time.time())}", "--filter", "type=container", "--filter", "event=die",
+                    "--filter", "event=kill", "--format",
+                    "{{.Action}} {{.Actor.Attributes.name}} exitCode={{.Actor.Attributes.exitCode}} "
+                    "signal={{.Actor.Attributes.signal}}", check=False).stdout
+                print("\n".join("      " + line for line in events.splitlines()), flush=True)
                 # nginx's own lines first: its error log says why a request got a 502 or 504.
                 for service in ("nginx", "node"):
                     logs = compose("logs", "--no-color", "--tail", "30", service, check=False).stdout
