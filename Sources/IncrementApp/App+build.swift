@@ -184,15 +184,22 @@ struct NodeComponents: Sendable {
         shutdownSignals: [UnixSignal],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> ServiceGroup {
+        let listener = ListeningChannel()
         var configuration = ServiceGroupConfiguration(
             services: [
-                .init(service: self.application(settings: settings, onServerRunning: onServerRunning)),
+                .init(
+                    service: self.application(settings: settings) { channel in
+                        listener.set(channel)
+                        await onServerRunning(channel)
+                    }
+                ),
                 .init(
                     service: ShutdownDrain(
                         health: self.health,
                         openWaits: self.openWaits,
                         window: settings.flush.drainWindow,
-                        refusesNewConnections: settings.flush.refusesNewConnectionsWhileDraining
+                        refusesNewConnections: settings.flush.refusesNewConnectionsWhileDraining,
+                        listener: listener
                     )
                 ),
             ],

@@ -8,12 +8,16 @@ import ServiceLifecycle
 /// With ``FlushSettings/refusesNewConnectionsWhileDraining`` the server stops accepting at once
 /// and each open connection is held open for the window by ``QuiesceDelayHandler``.
 ///
+/// Last, it stops reading the listener (``ListeningChannel``) so that no connection is accepted
+/// while the server closes it.
+///
 /// It must come after the application in the service group: services stop in reverse order.
 struct ShutdownDrain: Service, CustomStringConvertible {
     let health: NodeHealth
     let openWaits: OpenCommitWaits
     let window: Duration
     let refusesNewConnections: Bool
+    let listener: ListeningChannel
 
     var description: String { "ShutdownDrain(window: \(self.window), refusesNewConnections: \(self.refusesNewConnections))" }
 
@@ -24,6 +28,8 @@ struct ShutdownDrain: Service, CustomStringConvertible {
         if !self.refusesNewConnections {
             try? await Task.sleep(for: self.window)
         }
+        // The server closes its listener once this returns.
+        await self.listener.stopAccepting()
         // The server now waits for its requests; open commit waits must not hold it up.
         self.openWaits.answerAllPending()
     }
