@@ -71,37 +71,8 @@ struct CitusLayoutTests {
     @Test(arguments: ShardLockMode.allCases)
     func nodesFlushingOverlappingHotKeysEndExact(lockMode: ShardLockMode) async throws {
         try await withCitusStore { _, client in
-            let nodes = 4
-            let flushesPerNode = 20
-            let hotKeys = (0..<20).map { "hot-\($0)" }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for node in 0..<nodes {
-                    group.addTask {
-                        try await withCitusClient { nodeClient in
-                            let nodeStore = CounterStore(
-                                client: nodeClient, logger: testLogger, limits: FlushLimits(lockMode: lockMode))
-                            let nodeID = UUID().uuidString
-                            for sequence in 1...flushesPerNode {
-                                var deltas: [CounterKey: Int64] = [:]
-                                for (index, key) in hotKeys.enumerated() where (index + sequence + node) % 3 != 0 {
-                                    deltas[CounterKey(trusted: key)] = Int64(node + 1)
-                                }
-                                deltas[CounterKey(trusted: "own-\(node)-\(sequence % 5)")] = 1
-                                _ = try await nodeStore.apply(batch(deltas, node: nodeID, sequence: Int64(sequence)))
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            var expected: [String: Int64] = [:]
-            for node in 0..<nodes {
-                for sequence in 1...flushesPerNode {
-                    for (index, key) in hotKeys.enumerated() where (index + sequence + node) % 3 != 0 {
-                        expected[key, default: 0] += Int64(node + 1)
-                    }
-                    expected["own-\(node)-\(sequence % 5)", default: 0] += 1
-                }
+            let expected = try await flushOverlappingHotKeys(nodes: 4, flushesPerNode: 20, lockMode: lockMode) { body in
+                try await withCitusClient(body)
             }
             #expect(try await allCounters(client) == expected)
         }

@@ -132,38 +132,8 @@ struct CounterStoreTests {
         try await withMigratedStore { store, client, database in
             let deadlocksBefore = try await scalar(
                 client, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-            let nodes = 4
-            let flushesPerNode = 40
-            let hotKeys = (0..<20).map { "hot-\($0)" }
-            // Each node runs its own client, as separate processes would.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for node in 0..<nodes {
-                    group.addTask {
-                        try await database.withClient { nodeClient in
-                            let nodeStore = CounterStore(
-                                client: nodeClient, logger: testLogger, limits: FlushLimits(lockMode: lockMode))
-                            let nodeID = UUID().uuidString
-                            for sequence in 1...flushesPerNode {
-                                var deltas: [CounterKey: Int64] = [:]
-                                for (index, key) in hotKeys.enumerated() where (index + sequence + node) % 3 != 0 {
-                                    deltas[CounterKey(trusted: key)] = Int64(node + 1)
-                                }
-                                deltas[CounterKey(trusted: "own-\(node)-\(sequence % 5)")] = 1
-                                _ = try await nodeStore.apply(batch(deltas, node: nodeID, sequence: Int64(sequence)))
-                            }
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            var expected: [String: Int64] = [:]
-            for node in 0..<nodes {
-                for sequence in 1...flushesPerNode {
-                    for (index, key) in hotKeys.enumerated() where (index + sequence + node) % 3 != 0 {
-                        expected[key, default: 0] += Int64(node + 1)
-                    }
-                    expected["own-\(node)-\(sequence % 5)", default: 0] += 1
-                }
+            let expected = try await flushOverlappingHotKeys(nodes: 4, flushesPerNode: 40, lockMode: lockMode) { body in
+                try await database.withClient(body)
             }
             #expect(try await allCounters(client) == expected)
             let deadlocksAfter = try await scalar(

@@ -1,3 +1,4 @@
+import Foundation
 import IncrementCore
 import IncrementStore
 import IncrementTesting
@@ -43,4 +44,44 @@ func scalar(_ client: PostgresClient, _ query: PostgresQuery) async throws -> In
 
 func batch(_ deltas: [CounterKey: Int64], node: String, sequence: Int64, shards: Int = 64) -> FlushBatch {
     FlushBatch(id: BatchID(nodeID: node, sequence: sequence), deltas: deltas, shardMap: ClusterShardMap(shardCount: shards))
+}
+
+/// Nodes flushing overlapping hot keys at once, each with a client of its own from `withNodeClient`
+/// (as separate processes would): in each flush, node n adds n + 1 to two thirds of 20 hot keys and
+/// 1 to a key of its own. Returns the totals the counters must then hold.
+func flushOverlappingHotKeys(
+    nodes: Int,
+    flushesPerNode: Int,
+    lockMode: ShardLockMode,
+    withNodeClient: @escaping @Sendable (@Sendable (PostgresClient) async throws -> Void) async throws -> Void
+) async throws -> [String: Int64] {
+    @Sendable func deltas(node: Int, sequence: Int) -> [CounterKey: Int64] {
+        var deltas: [CounterKey: Int64] = [:]
+        for index in 0..<20 where (index + sequence + node) % 3 != 0 {
+            deltas[CounterKey(trusted: "hot-\(index)")] = Int64(node + 1)
+        }
+        deltas[CounterKey(trusted: "own-\(node)-\(sequence % 5)")] = 1
+        return deltas
+    }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for node in 0..<nodes {
+            group.addTask {
+                try await withNodeClient { nodeClient in
+                    let nodeStore = CounterStore(client: nodeClient, logger: testLogger, limits: FlushLimits(lockMode: lockMode))
+                    let nodeID = UUID().uuidString
+                    for sequence in 1...flushesPerNode {
+                        _ = try await nodeStore.apply(batch(deltas(node: node, sequence: sequence), node: nodeID, sequence: Int64(sequence)))
+                    }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    var expected: [String: Int64] = [:]
+    for node in 0..<nodes {
+        for sequence in 1...flushesPerNode {
+            for (key, delta) in deltas(node: node, sequence: sequence) { expected[key.string, default: 0] += delta }
+        }
+    }
+    return expected
 }
