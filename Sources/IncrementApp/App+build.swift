@@ -184,7 +184,7 @@ struct NodeComponents: Sendable {
         shutdownSignals: [UnixSignal],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> ServiceGroup {
-        let listener = ListeningChannel()
+        let listener = ListeningChannel(logger: self.logger)
         var configuration = ServiceGroupConfiguration(
             services: [
                 .init(

@@ -1786,14 +1786,16 @@ def case_a_citus_worker_stopped_mid_flush_keeps_the_batch():
 def case_nodes_stopped_while_still_in_the_upstream_lose_nothing():
     """What `--scale node=2` from 5 does, locally: 3 of 5 nodes SIGTERMed at once under load while
     nginx still sends to them (SHUTDOWN_REFUSE_NEW_CONNECTIONS, as in the compose file). Each
-    exits 0 and everything acknowledged is stored. Before the node stopped reading its listener
-    ahead of closing it, a connection accepted at that moment crashed the node in 1 round of 6
-    to 11 ("Deinited NIOAsyncWriter without calling finish()"), losing its buffer."""
+    exits 0, nginx answers no 502 and everything acknowledged is stored. Before the node stopped
+    reading its listener ahead of closing it, a connection accepted at that moment crashed the node
+    in 1 round of 6 to 11 ("Deinited NIOAsyncWriter without calling finish()"), losing its buffer.
+    Before it stopped the kernel completing new connections first, the close reset the ones
+    queued, after nginx had sent them a request: 8 to 10 × 502 in 4 rounds."""
     rounds = 16 if FULL else 4
-    requests = 0
+    requests = filtered_rounds = 0
     statuses = {}
     for _ in range(rounds):
-        cluster = Cluster(nodes=5, SHUTDOWN_REFUSE_NEW_CONNECTIONS="true", SHUTDOWN_DRAIN_MS=2000)
+        cluster = Cluster(nodes=5, SHUTDOWN_REFUSE_NEW_CONNECTIONS="true", SHUTDOWN_DRAIN_MS=2000, LOG_LEVEL="notice")
         try:
             with Load(cluster.port, "scalein-", commit_share=0.1) as load:
                 time.sleep(2)
@@ -1806,13 +1808,23 @@ def case_nodes_stopped_while_still_in_the_upstream_lose_nothing():
             status, body = request(cluster.port, "POST", "/flush", timeout=60)
             assert status == 200, (status, body)
             load.check(cluster.counters("scalein-"), exact=not load.unknown)
+            # Where the kernel refuses the node its socket filter (it says so at notice), the close
+            # still resets a connection made at that moment: then a handful of 502s, never applied.
+            unfiltered = any("the kernel keeps completing connections" in open(node.log_path, errors="replace").read()
+                             for node in cluster.nodes[2:])
+            filtered_rounds += not unfiltered
+            allowed = {200, 202, 502} if unfiltered else {200, 202}
+            with open(os.path.join(cluster.dir, "nginx-error.log")) as log:
+                assert set(load.statuses) <= allowed and load.statuses.get(502, 0) <= 8, \
+                    f"statuses {load.statuses}; nginx's log: " + "".join(line for line in log if "[error]" in line)[-3000:]
             requests += load.requests()
             for key, count in load.statuses.items():
                 statuses[key] = statuses.get(key, 0) + count
         finally:
             cluster.stop()
     return (f"{rounds} rounds of 3 nodes of 5 stopped under load: every one exited 0; {requests} requests, "
-            f"statuses {statuses}; acknowledged <= stored <= acknowledged + unknown in every round")
+            f"statuses {statuses}; {filtered_rounds} rounds with the listeners' socket filter (no 502 allowed "
+            f"there); acknowledged <= stored <= acknowledged + unknown in every round, exact where nothing was unknown")
 
 
 def case_soak_under_mixed_load_with_a_fault_a_minute():
