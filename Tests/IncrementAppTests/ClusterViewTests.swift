@@ -103,9 +103,10 @@ struct ClusterViewTests {
     @Test func aLiveNodeThatDoesNotConfirmFailsTheStrongReadNamingItAndAGoneOneIsNotWaitedFor() async throws {
         let database = try await TestDatabase.create()
         try await self.twoNodes(database, configure: { settings in
-            // Long enough for node-a to confirm on a loaded machine (600 ms was not, in one run).
-            settings.cluster.barrierTimeout = .milliseconds(1_500)
-            settings.cluster.nodeGoneAfter = .seconds(4)
+            // Long enough for node-a to confirm on a loaded machine (600 ms was not, in one run;
+            // 1.5 s was not beside a Docker build).
+            settings.cluster.barrierTimeout = .seconds(3)
+            settings.cluster.nodeGoneAfter = .seconds(8)
         }) { a, b in
             // A node that heartbeats but never flushes for barriers (stalled mid-flush, say).
             try await database.withClient { admin in
