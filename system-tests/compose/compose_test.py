@@ -8,8 +8,8 @@ images the files name are replaced by stand-ins built from Debian's packages
 (scripts/standin-images.sh), through the variables whose defaults are the official images.
 
 Steps: up --scale 3 under the cluster test's kind of load, exact; --scale 5 (the new replicas
-take traffic) and --scale 2 (no 502) under load; a replica SIGKILLed under load (nothing applied
-twice); PostgreSQL stopped under load, then the nodes (their batches spill to the volume and the
+take traffic) and --scale 2 (a handful of 502 at most, never applied) under load; a replica
+SIGKILLed under load (nothing applied twice); PostgreSQL stopped under load, then the nodes (their batches spill to the volume and the
 next `up` applies them once); `down` then `up` (every counter still there); the monitoring
 profile's Prometheus scraping every replica with the project's alerting rules loaded. Between the
 first two, schemathesis sends bad input through the front (the same JSON errors as locally).
