@@ -113,7 +113,7 @@ extension Channel {
 
 #if os(Linux)
 /// `struct sock_filter` of <linux/filter.h>: one classic BPF instruction.
-private struct SocketFilterInstruction {
+struct SocketFilterInstruction {
     var code: UInt16
     var jumpIfTrue: UInt8
     var jumpIfFalse: UInt8
@@ -124,7 +124,7 @@ private struct SocketFilterInstruction {
 }
 
 /// `struct sock_fprog` of <linux/filter.h>, the value of `SO_ATTACH_FILTER`.
-private struct SocketFilterProgram: @unchecked Sendable {  // The pointer is read once, by setsockopt.
+struct SocketFilterProgram: @unchecked Sendable {  // The pointer is read once, by setsockopt.
     var length: UInt16
     var instructions: UnsafeMutablePointer<SocketFilterInstruction>
 

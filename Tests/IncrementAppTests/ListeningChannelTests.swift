@@ -62,10 +62,12 @@ struct ListeningChannelTests {
         let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard probe >= 0 else { return false }
         defer { close(probe) }
-        var dropAll = (UInt16(0x06), UInt8(0), UInt8(0), UInt32(0))
+        var dropAll = SocketFilterInstruction.returnNothing
         return withUnsafeMutablePointer(to: &dropAll) { instruction in
-            var program = (UInt16(1), UnsafeMutableRawPointer(instruction))
-            return setsockopt(probe, SOL_SOCKET, 26, &program, socklen_t(MemoryLayout.size(ofValue: program))) == 0
+            var program = SocketFilterProgram(length: 1, instructions: instruction)
+            return setsockopt(
+                probe, SOL_SOCKET, SocketFilterProgram.attachOption, &program,
+                socklen_t(MemoryLayout<SocketFilterProgram>.size)) == 0
         }
     }()
 
