@@ -19,13 +19,17 @@ import Musl
 ///   takes it, and swift-nio traps on that ("Deinited NIOAsyncWriter without calling finish()",
 ///   swift-nio issue 2637): the node would die with its buffer unflushed.
 ///
-/// So the node first makes the kernel stop completing new connections (on Linux, a socket
-/// filter on the listener drops their first packet; the client's retry a second later finds the
-/// listener closed and is refused, which a balancer retries elsewhere), accepts what the kernel
+/// So the node first makes the kernel stop completing new connections, accepts what the kernel
 /// had already queued (until its queue is empty), stops reading the listener, and gives the
-/// connections accepted a moment to reach the server before it closes the listener. Some kernels
-/// keep socket filters to privileged processes (seen: a node running unprivileged in a container
-/// got EPERM); there, connections made in the last moment before the close are still reset.
+/// connections accepted a moment to reach the server before it closes the listener. On Linux two
+/// socket options stop new connections, each where the other cannot:
+/// - binding the listener to the loopback interface (unprivileged since Linux 5.7): an attempt
+///   arriving over any other interface, as a balancer's does from another host or container,
+///   finds no listener and is refused at once, which the balancer retries elsewhere;
+/// - a socket filter on the listener, which drops every new attempt's first packet, loopback's
+///   too (a client's retry a second later finds the listener closed and is refused). Some kernels
+///   keep socket filters to privileged processes (seen: EPERM for a node running unprivileged).
+/// Where neither applies, connections made in the last moment before the close are still reset.
 final class ListeningChannel: Sendable {
     private let channel = Mutex<(any Channel)?>(nil)
     private let logger: Logger
@@ -49,13 +53,28 @@ final class ListeningChannel: Sendable {
     func stopAccepting() async {
         guard let channel = self.channel.withLock({ $0 }) else { return }
         let started = ContinuousClock.now
+        var refusals: Logger.Metadata = [:]
+        do {
+            try await channel.refuseConnectionsArrivingOffLoopback()
+        } catch {
+            refusals["listener.loopbackOnly.error"] = "\(error)"
+        }
         do {
             try await channel.dropIncomingConnections()
         } catch {
             // Seen where the kernel keeps socket filters to privileged processes (EPERM).
+            refusals["listener.filter.error"] = "\(error)"
+        }
+        if refusals.count == 2 {
             self.logger.notice(
                 "the kernel keeps completing connections until the listener closes, which resets those not yet accepted",
-                metadata: ["error": "\(error)"]
+                metadata: refusals
+            )
+        } else if refusals["listener.filter.error"] != nil {
+            // Balancers elsewhere are refused; only a local client can still lose a connection.
+            self.logger.info(
+                "the kernel keeps completing connections over loopback until the listener closes",
+                metadata: refusals
             )
         }
         let queued = await channel.completedConnectionsQueued()
@@ -78,6 +97,25 @@ final class ListeningChannel: Sendable {
 }
 
 extension Channel {
+    /// Binds this listening socket to the loopback interface: a new connection attempt arriving
+    /// over any other interface finds no listener and is refused. Connections already queued stay
+    /// acceptable, and so do handshakes the kernel had begun.
+    ///
+    /// Linux only (`SO_BINDTOIFINDEX`; a process needs no privilege for it since Linux 5.7, where
+    /// the socket is not bound to an interface yet); elsewhere the listener is left as it is.
+    fileprivate func refuseConnectionsArrivingOffLoopback() async throws {
+        #if os(Linux)
+        guard let provider = self as? any SocketOptionProvider else { return }
+        let loopback = if_nametoindex(LoopbackInterface.name)
+        guard loopback != 0 else { throw IOError(errnoCode: errno, reason: "if_nametoindex(\"\(LoopbackInterface.name)\")") }
+        try await provider.unsafeSetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET),
+            name: SocketOptionName(LoopbackInterface.bindOption),
+            value: CInt(loopback)
+        ).get()
+        #endif
+    }
+
     /// Makes the kernel drop every new connection attempt on this listening socket, so that none
     /// completes once the node is about to close it. Connections already queued stay acceptable.
     ///
@@ -130,5 +168,13 @@ struct SocketFilterProgram: @unchecked Sendable {  // The pointer is read once, 
 
     /// `SO_ATTACH_FILTER` of <asm-generic/socket.h>.
     static let attachOption: CInt = 26
+}
+
+/// The interface a stopping listener keeps: connections over it are local, never a balancer's
+/// on another host or container.
+enum LoopbackInterface {
+    static let name = "lo"
+    /// `SO_BINDTOIFINDEX` of <asm-generic/socket.h> (Linux 5.0).
+    static let bindOption: CInt = 62
 }
 #endif

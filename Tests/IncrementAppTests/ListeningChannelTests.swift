@@ -56,6 +56,29 @@ struct ListeningChannelTests {
         try await queued.close()
     }
 
+    /// A stopped listener keeps only the loopback interface, so that a balancer's new connection
+    /// from another host or container is refused at once (the fault suite's scale-in case sees
+    /// the refusal from another network namespace); connections over loopback still reach it.
+    @Test func aStoppedListenerKeepsOnlyTheLoopbackInterface() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "0.0.0.0", port: 0)
+            .get()
+        let provider = try #require(server as? any SocketOptionProvider)
+        let interface = { () async throws -> CInt in
+            try await provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(LoopbackInterface.bindOption)
+            ).get()
+        }
+        #expect(try await interface() == 0, "a running listener takes connections from every interface")
+
+        let listener = ListeningChannel(logger: Logger(label: "test"))
+        listener.set(server)
+        await listener.stopAccepting()
+        #expect(try await interface() == CInt(if_nametoindex(LoopbackInterface.name)))
+        try await server.close()
+    }
+
     /// Whether this process may attach a socket filter: some kernels refuse it without privileges
     /// (EPERM), and the node then closes its listener as before.
     static let socketFiltersAllowed: Bool = {
