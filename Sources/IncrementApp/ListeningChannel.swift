@@ -53,29 +53,33 @@ final class ListeningChannel: Sendable {
     func stopAccepting() async {
         guard let channel = self.channel.withLock({ $0 }) else { return }
         let started = ContinuousClock.now
-        var refusals: Logger.Metadata = [:]
+        var loopbackOnlyError: (any Error)?
         do {
             try await channel.refuseConnectionsArrivingOffLoopback()
         } catch {
-            refusals["listener.loopbackOnly.error"] = "\(error)"
+            loopbackOnlyError = error
         }
+        var filterError: (any Error)?
         do {
             try await channel.dropIncomingConnections()
         } catch {
             // Seen where the kernel keeps socket filters to privileged processes (EPERM).
-            refusals["listener.filter.error"] = "\(error)"
+            filterError = error
         }
-        if refusals.count == 2 {
+        switch (loopbackOnlyError, filterError) {
+        case let (loopbackOnlyError?, filterError?):
             self.logger.notice(
                 "the kernel keeps completing connections until the listener closes, which resets those not yet accepted",
-                metadata: refusals
+                metadata: ["listener.loopbackOnly.error": "\(loopbackOnlyError)", "listener.filter.error": "\(filterError)"]
             )
-        } else if refusals["listener.filter.error"] != nil {
+        case let (nil, filterError?):
             // Balancers elsewhere are refused; only a local client can still lose a connection.
             self.logger.info(
                 "the kernel keeps completing connections over loopback until the listener closes",
-                metadata: refusals
+                metadata: ["listener.filter.error": "\(filterError)"]
             )
+        case (_, nil):
+            break
         }
         let queued = await channel.completedConnectionsQueued()
         var left = queued
